@@ -1,0 +1,12 @@
+"""The networks of the book, one file each, all buildable by name.
+
+    >>> from segtutor import models
+    >>> net = models.create("tiny_fcn", num_classes=4)
+
+Semantic models take ``float[N, C_in, H, W]`` and return logits
+``float[N, num_classes, H, W]`` at the input's resolution (see ``DESIGN.md``).
+"""
+
+from .registry import create, list_models, register
+
+__all__ = ["create", "list_models", "register"]

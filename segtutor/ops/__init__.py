@@ -1,0 +1,1 @@
+"""Operations the networks are built from: upsampling, unpooling, RoI pooling, CRF."""
