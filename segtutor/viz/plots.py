@@ -1,0 +1,184 @@
+"""Segmentation pictures: the Pascal VOC palette, overlays, image/truth/prediction grids,
+training curves.
+
+Class colours follow the Pascal VOC palette (:func:`voc_palette`); the ignore value 255
+is drawn white, as in VOC's own PNG masks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+IGNORE_INDEX = 255
+
+
+def voc_palette(num_classes: int = 256) -> np.ndarray:
+    """The Pascal VOC colour map as ``uint8[num_classes, 3]``.
+
+    Class ``c`` gets the colour whose bits interleave the bits of ``c`` (the devkit's
+    ``labelcolormap``); index 255 (ignore) is overridden to VOC's cream border colour
+    ``(224, 224, 192)`` so borders stand out on every class.
+    """
+    if not 1 <= num_classes <= 256:
+        raise ValueError(f"num_classes must be in 1..256, got {num_classes}")
+    palette = np.zeros((num_classes, 3), dtype=np.uint8)
+    for c in range(num_classes):
+        r = g = b = 0
+        value = c
+        for shift in range(7, -1, -1):
+            r |= ((value >> 0) & 1) << shift
+            g |= ((value >> 1) & 1) << shift
+            b |= ((value >> 2) & 1) << shift
+            value >>= 3
+        palette[c] = (r, g, b)
+    if num_classes > IGNORE_INDEX:
+        palette[IGNORE_INDEX] = (224, 224, 192)
+    return palette
+
+
+def _to_numpy_image(image: torch.Tensor | np.ndarray) -> np.ndarray:
+    """``float[3|1, H, W]`` tensor or ``[H, W(, 3)]`` array -> ``float[H, W, 3]`` in [0, 1]."""
+    array = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
+    if array.ndim == 3 and array.shape[0] in (1, 3) and array.shape[-1] not in (1, 3):
+        array = np.moveaxis(array, 0, -1)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim == 2:
+        array = np.stack([array] * 3, axis=-1)
+    if array.ndim != 3 or array.shape[-1] != 3:
+        raise ValueError(f"expected an image [3, H, W], [1, H, W] or [H, W], got shape {image.shape}")
+    array = array.astype(np.float64)
+    if array.max(initial=0) > 1.0:
+        array = array / 255.0
+    return np.clip(array, 0.0, 1.0)
+
+
+def _to_numpy_mask(mask: torch.Tensor | np.ndarray) -> np.ndarray:
+    array = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.asarray(mask)
+    if array.ndim != 2:
+        raise ValueError(f"expected a mask [H, W], got shape {array.shape}")
+    if not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"a mask holds integer class ids, got dtype {array.dtype}")
+    if array.size and (array.min() < 0 or array.max() > IGNORE_INDEX):
+        raise ValueError(f"mask values must be class ids in 0..255, got {array.min()}..{array.max()}")
+    return array
+
+
+def colorize(mask: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Class ids ``[H, W]`` -> ``uint8[H, W, 3]`` in VOC colours (255 = ignore, cream)."""
+    return voc_palette(256)[_to_numpy_mask(mask)]
+
+
+def overlay(
+    image: torch.Tensor | np.ndarray,
+    mask: torch.Tensor | np.ndarray,
+    alpha: float = 0.5,
+    background: int | None = 0,
+) -> np.ndarray:
+    """Blend the mask's class colours over the image (``float[H, W, 3]`` in [0, 1]).
+
+    Args:
+        alpha: opacity of the class colours (0 = image only, 1 = mask only).
+        background: class id left uncoloured (``None`` colours every class).
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    picture = _to_numpy_image(image)
+    labels = _to_numpy_mask(mask)
+    if picture.shape[:2] != labels.shape:
+        raise ValueError(f"image is {picture.shape[:2]} but mask is {labels.shape}; they must match")
+    colours = voc_palette(256)[labels].astype(np.float64) / 255.0
+    weight = np.full(labels.shape + (1,), alpha)
+    if background is not None:
+        weight[labels == background] = 0.0
+    return (1 - weight) * picture + weight * colours
+
+
+def show_mask(mask: torch.Tensor | np.ndarray, ax: Axes | None = None, title: str = "") -> Axes:
+    """Draw a mask in VOC colours."""
+    ax = ax or plt.gca()
+    ax.imshow(colorize(mask), interpolation="nearest")
+    ax.set_title(title)
+    ax.set_axis_off()
+    return ax
+
+
+def show_predictions(
+    images: Sequence[torch.Tensor] | torch.Tensor,
+    targets: Sequence[torch.Tensor] | torch.Tensor,
+    predictions: Sequence[torch.Tensor] | torch.Tensor | None = None,
+    *,
+    class_names: Sequence[str] | None = None,
+    max_rows: int = 4,
+    size: float = 2.4,
+) -> Figure:
+    """A grid of rows image | ground truth | prediction (when given)."""
+    rows = min(len(images), max_rows)
+    if rows == 0:
+        raise ValueError("show_predictions needs at least one image")
+    if len(targets) < rows or (predictions is not None and len(predictions) < rows):
+        raise ValueError(
+            f"got {len(images)} images, {len(targets)} targets and "
+            f"{'no' if predictions is None else len(predictions)} predictions; counts must match"
+        )
+    columns = 2 if predictions is None else 3
+    figure, axes = plt.subplots(rows, columns, figsize=(size * columns, size * rows), squeeze=False)
+    for r in range(rows):
+        axes[r, 0].imshow(_to_numpy_image(images[r]))
+        axes[r, 0].set_axis_off()
+        show_mask(targets[r], axes[r, 1])
+        if predictions is not None:
+            show_mask(predictions[r], axes[r, 2])
+    for c, title in enumerate(["image", "ground truth", "prediction"][:columns]):
+        axes[0, c].set_title(title)
+    if class_names is not None:
+        _add_legend(figure, class_names)
+    figure.tight_layout()
+    return figure
+
+
+def _add_legend(figure: Figure, class_names: Sequence[str]) -> None:
+    from matplotlib.patches import Patch
+
+    palette = voc_palette(len(class_names)) / 255.0
+    handles = [Patch(color=palette[i], label=name) for i, name in enumerate(class_names)]
+    figure.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), frameon=False,
+                  bbox_to_anchor=(0.5, -0.02))
+
+
+def _history_series(history: Any, name: str) -> list[float]:
+    if isinstance(history, Mapping):
+        return list(history.get(name) or [])
+    return list(getattr(history, name, None) or [])
+
+
+def plot_history(history: Any, ax: Axes | None = None) -> Figure:
+    """Training loss and validation mIoU per epoch from a ``segtutor.train.History``
+    (or a dict with the same keys)."""
+    loss = _history_series(history, "train_loss")
+    miou = _history_series(history, "val_miou")
+    if not loss:
+        raise ValueError("the history has no train_loss values to plot")
+    if ax is None:
+        figure, ax = plt.subplots(figsize=(6, 3.5))
+    else:
+        figure = ax.figure
+    epochs = range(1, len(loss) + 1)
+    ax.plot(epochs, loss, "o-", color="#268BD2", label="training loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss", color="#268BD2")
+    if miou:
+        right = ax.twinx()
+        right.plot(range(1, len(miou) + 1), miou, "s-", color="#2AA198", label="validation mIoU")
+        right.set_ylabel("validation mIoU", color="#2AA198")
+        right.set_ylim(0, 1)
+    ax.set_title("training curve")
+    figure.tight_layout()
+    return figure
