@@ -7,6 +7,6 @@ Semantic models take ``float[N, C_in, H, W]`` and return logits
 ``float[N, num_classes, H, W]`` at the input's resolution (see ``DESIGN.md``).
 """
 
-from .registry import create, list_models, register
+from .registry import TASKS, ModelInfo, create, list_models, model_info, register
 
-__all__ = ["create", "list_models", "register"]
+__all__ = ["TASKS", "ModelInfo", "create", "list_models", "model_info", "register"]
