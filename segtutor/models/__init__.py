@@ -9,4 +9,6 @@ Semantic models take ``float[N, C_in, H, W]`` and return logits
 
 from .registry import TASKS, ModelInfo, create, list_models, model_info, register
 
+from . import vgg  # noqa: F401, E402  (registers its builders)
+
 __all__ = ["TASKS", "ModelInfo", "create", "list_models", "model_info", "register"]

@@ -1,0 +1,328 @@
+"""VGG16 (Simonyan & Zisserman 2015), and turning it into a fully convolutional network.
+
+Paper: "Very Deep Convolutional Networks for Large-Scale Image Recognition",
+https://arxiv.org/abs/1409.1556.
+
+The network here is built from the same configuration list as torchvision's, so its
+``state_dict`` has exactly torchvision's keys and shapes and torchvision's ImageNet weights
+load unchanged (``vgg16(weights="IMAGENET1K_V1")`` goes through torchvision's weights API).
+"16" counts the layers with weights: 13 convolutions and 3 fully connected layers.
+
+:func:`convolutionalize` rewrites the three fully connected layers as convolutions (fc6 as a
+7x7 convolution, fc7 and fc8 as 1x1 convolutions) -- the step from a classifier to a fully
+convolutional network (Long, Shelhamer & Darrell 2015, https://arxiv.org/abs/1411.4038).
+:func:`pool_stages` runs the convolutional part and returns the output of every pooling
+stage, which FCN's skip connections and SegNet's decoder need.
+"""
+
+from __future__ import annotations
+
+import copy
+import urllib.error
+from collections import OrderedDict
+
+import torch
+from torch import Tensor, nn
+from torchvision.models import VGG16_Weights
+from torchvision.models._api import WeightsEnum
+
+from ._contract import check_positive_int
+from .registry import register
+
+__all__ = [
+    "VGG",
+    "VGG16_CONFIG",
+    "WeightsUnavailableError",
+    "convolutionalize",
+    "load_weights",
+    "make_features",
+    "pool_stages",
+    "resolve_weights",
+    "vgg16",
+]
+
+#: VGG16's convolutional part ("configuration D" of the paper): an int is a 3x3 convolution
+#: (padding 1) with that many output channels, followed by ReLU; ``"M"`` is a 2x2 max pooling
+#: with stride 2. 13 convolutions in 5 stages, each stage ending in a pooling.
+VGG16_CONFIG: tuple[int | str, ...] = (
+    64, 64, "M",
+    128, 128, "M",
+    256, 256, 256, "M",
+    512, 512, 512, "M",
+    512, 512, 512, "M",
+)
+
+#: The channel count of VGG16's first stage; ``width`` arguments scale every stage from it.
+FULL_WIDTH = 64
+
+
+class WeightsUnavailableError(ConnectionError):
+    """Pretrained weights could not be downloaded (offline, or the server is unreachable)."""
+
+
+def make_features(config: tuple[int | str, ...] = VGG16_CONFIG, *, in_channels: int = 3,
+                  batch_norm: bool = False, width: int = FULL_WIDTH) -> nn.Sequential:
+    """Build VGG's convolutional part from a configuration list.
+
+    The layer order and indices are torchvision's (``features.0`` is conv1_1,
+    ``features.4`` is pool1, ...), so the ``state_dict`` keys match.
+
+    Args:
+        config: see :data:`VGG16_CONFIG`.
+        in_channels: channels of the input image.
+        batch_norm: put a ``BatchNorm2d`` between every convolution and its ReLU (VGG16-BN,
+            and SegNet's encoder).
+        width: channels of the first stage; every stage is scaled by ``width / 64``
+            (64 is VGG16 itself; 8 gives a network small enough to train on a CPU).
+
+    Raises:
+        TypeError, ValueError: ``in_channels`` or ``width`` is not a positive int, or
+            ``config`` holds something other than positive ints and ``"M"``.
+    """
+    check_positive_int(in_channels, "in_channels")
+    check_positive_int(width, "width")
+    layers: list[nn.Module] = []
+    channels = in_channels
+    for item in config:
+        if item == "M":
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            continue
+        out_channels = check_positive_int(item, "config entry") * width // FULL_WIDTH
+        if out_channels < 1:
+            raise ValueError(f"width={width} scales the config entry {item} to 0 channels; "
+                             f"use width >= {-(-FULL_WIDTH // item)}")
+        layers.append(nn.Conv2d(channels, out_channels, kernel_size=3, padding=1))
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(out_channels))
+        layers.append(nn.ReLU(inplace=True))
+        channels = out_channels
+    return nn.Sequential(*layers)
+
+
+def feature_channels(features: nn.Sequential) -> int:
+    """Output channels of a :func:`make_features` stack (those of its last convolution)."""
+    convs = [m for m in features if isinstance(m, nn.Conv2d)]
+    return convs[-1].out_channels
+
+
+def pool_stages(features: nn.Sequential, x: Tensor, *, return_indices: bool = False
+                ) -> list[Tensor] | list[tuple[Tensor, Tensor]]:
+    """Run a :func:`make_features` stack and collect the output of every pooling stage.
+
+    Args:
+        features: VGG's convolutional part (e.g. ``vgg16().features``).
+        x: the input batch ``[N, C, H, W]``.
+        return_indices: also return the argmax indices of every max pooling (as
+            ``nn.MaxPool2d(return_indices=True)`` does), which SegNet's decoder uses.
+
+    Returns:
+        One entry per pooling layer, shallowest first (pool1 ... pool5 for VGG16): the
+        pooled tensor, or ``(pooled, indices)`` with ``return_indices=True``.
+    """
+    outputs: list = []
+    for layer in features:
+        if isinstance(layer, nn.MaxPool2d):
+            pooled, indices = nn.functional.max_pool2d(
+                x, layer.kernel_size, layer.stride, layer.padding, layer.dilation,
+                ceil_mode=layer.ceil_mode, return_indices=True)
+            outputs.append((pooled, indices) if return_indices else pooled)
+            x = pooled
+        else:
+            x = layer(x)
+    return outputs
+
+
+class VGG(nn.Module):
+    """VGG: a convolutional ``features`` stack, ``avgpool`` to 7x7, and a 3-layer ``classifier``.
+
+    Args:
+        features: the convolutional part, from :func:`make_features`.
+        num_classes: outputs of the last fully connected layer (fc8).
+        dropout: dropout probability after fc6 and fc7.
+        hidden: units of fc6 and fc7 (4096 in the paper).
+    """
+
+    def __init__(self, features: nn.Sequential, num_classes: int = 1000, dropout: float = 0.5,
+                 hidden: int = 4096) -> None:
+        super().__init__()
+        check_positive_int(num_classes, "num_classes")
+        check_positive_int(hidden, "hidden")
+        self.features = features
+        self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
+        self.classifier = nn.Sequential(
+            nn.Linear(feature_channels(features) * 7 * 7, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(p=dropout),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(inplace=True),
+            nn.Dropout(p=dropout),
+            nn.Linear(hidden, num_classes),
+        )
+        init_vgg_weights(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Class scores ``[N, num_classes]`` for images ``[N, C, H, W]`` (224x224 in the paper)."""
+        x = self.features(x)
+        x = self.avgpool(x)
+        x = torch.flatten(x, 1)
+        return self.classifier(x)
+
+
+def init_vgg_weights(module: nn.Module) -> None:
+    """torchvision's VGG initialisation: He (fan-out) for convolutions, N(0, 0.01) for linears."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0.0, 0.01)
+            nn.init.zeros_(m.bias)
+
+
+def resolve_weights(weights: str | WeightsEnum | None,
+                    enum: type[WeightsEnum] = VGG16_Weights) -> WeightsEnum | None:
+    """Turn ``"IMAGENET1K_V1"`` (or ``"DEFAULT"``) into a member of torchvision's ``enum``.
+
+    A ``WeightsEnum`` member is returned as it is (any enum, so that tests can point one at
+    a local file); ``None`` stays ``None``.
+
+    Raises:
+        ValueError: the string names no member of ``enum`` (the message lists them).
+        TypeError: ``weights`` is neither ``None``, a string nor a ``WeightsEnum`` member.
+    """
+    if weights is None or isinstance(weights, WeightsEnum):
+        return weights
+    if not isinstance(weights, str):
+        raise TypeError(f"weights must be None, a string such as 'IMAGENET1K_V1' or a "
+                        f"torchvision WeightsEnum member, got {weights!r}")
+    try:
+        return enum.verify(weights)
+    except KeyError:
+        valid = [*enum.__members__]
+        raise ValueError(f"unknown weights {weights!r}; valid: {valid}") from None
+
+
+def load_weights(weights: WeightsEnum, *, progress: bool = True) -> dict[str, Tensor]:
+    """Download (or read from torch's cache) the ``state_dict`` of ``weights``.
+
+    Goes through torchvision's weights API (``weights.get_state_dict``), which caches the
+    file under ``$TORCH_HOME/hub/checkpoints`` and checks its hash.
+
+    Raises:
+        WeightsUnavailableError: the file is not cached and cannot be downloaded; the
+            message names the URL and where to put the file by hand.
+    """
+    try:
+        return weights.get_state_dict(progress=progress, check_hash=True)
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
+        cache = torch.hub.get_dir() + "/checkpoints"
+        raise WeightsUnavailableError(
+            f"could not download {weights!r} from {weights.url} ({error}); "
+            f"connect to the internet, or copy the file into {cache}") from error
+
+
+@register(task="classification", tiny_kwargs={"width": 8, "hidden": 64})
+def vgg16(*, num_classes: int = 1000, weights: str | WeightsEnum | None = None,
+          progress: bool = True, in_channels: int = 3, width: int = FULL_WIDTH,
+          hidden: int = 4096, dropout: float = 0.5) -> VGG:
+    """VGG16, exactly as ``torchvision.models.vgg16`` (same keys, same outputs).
+
+    Paper: https://arxiv.org/abs/1409.1556.
+
+    Args:
+        num_classes: outputs of fc8 (1000 for ImageNet).
+        weights: ``None`` (random initialisation), ``"IMAGENET1K_V1"``/``"DEFAULT"`` or a
+            torchvision ``WeightsEnum`` member such as ``VGG16_Weights.IMAGENET1K_V1``.
+        progress: show a download progress bar.
+        in_channels: input channels (3 for RGB; pretrained weights need 3).
+        width: channels of the first stage (64 for VGG16; smaller for CPU experiments;
+            pretrained weights need 64).
+        hidden: units of fc6 and fc7 (4096; pretrained weights need 4096).
+        dropout: dropout probability after fc6 and fc7.
+
+    Raises:
+        ValueError: pretrained ``weights`` with a ``num_classes``, ``in_channels``, ``width``
+            or ``hidden`` they do not fit; or unknown weights.
+        WeightsUnavailableError: the weights cannot be downloaded (offline).
+    """
+    weights = resolve_weights(weights, VGG16_Weights)
+    state_dict = None
+    if weights is not None:
+        check_pretrained_fits(weights, num_classes=num_classes, in_channels=in_channels,
+                              width=width, hidden=hidden)
+        state_dict = load_weights(weights, progress=progress)  # fails fast when offline
+    model = VGG(make_features(in_channels=in_channels, width=width), num_classes=num_classes,
+                dropout=dropout, hidden=hidden)
+    if state_dict is not None:
+        model.load_state_dict(state_dict)
+    return model
+
+
+def check_pretrained_fits(weights: WeightsEnum, **settings: int) -> None:
+    """Raise ``ValueError`` if ``settings`` differ from the full-size network ``weights`` fit.
+
+    Args:
+        weights: the pretrained weights asked for.
+        settings: any of ``num_classes``, ``in_channels``, ``width``, ``hidden``.
+    """
+    categories = weights.meta.get("categories")
+    expected = {"num_classes": len(categories) if categories else None, "in_channels": 3,
+                "width": FULL_WIDTH, "hidden": 4096}
+    for name, value in settings.items():
+        if expected[name] is not None and value != expected[name]:
+            raise ValueError(f"pretrained weights {weights!r} need {name}={expected[name]}, "
+                             f"got {name}={value}; pass weights=None to train from scratch")
+
+
+def linear_to_conv(linear: nn.Linear, in_channels: int, kernel_size: int) -> nn.Conv2d:
+    """A convolution computing exactly what ``linear`` computes on a flattened feature map.
+
+    ``linear`` sees a flattened ``[in_channels, k, k]`` map, so its weight
+    ``[out, in_channels * k * k]`` reshapes to a ``k x k`` kernel
+    ``[out, in_channels, k, k]`` (PyTorch's flatten is channel-major, like the kernel).
+    """
+    conv = nn.Conv2d(in_channels, linear.out_features, kernel_size)
+    with torch.no_grad():
+        conv.weight.copy_(linear.weight.reshape(conv.weight.shape))
+        conv.bias.copy_(linear.bias)
+    return conv
+
+
+def convolutionalize(model: VGG) -> nn.Sequential:
+    """Turn a :class:`VGG` classifier into a fully convolutional network.
+
+    fc6 becomes a 7x7 convolution over the 7x7 pool5 map, fc7 and fc8 become 1x1
+    convolutions; the weights are copied (reshaped), so on a 224x224 input the result
+    ``[N, num_classes, 1, 1]`` equals the classifier's output. On a larger ``H x W`` input
+    it slides the classifier over the image with stride 32 and returns a coarse map of
+    class scores ``[N, num_classes, H // 32 - 6, W // 32 - 6]`` (inputs must be at least
+    224x224). The ``avgpool`` is dropped: it is the identity on 224x224 inputs.
+
+    Args:
+        model: a :class:`VGG` (e.g. from :func:`vgg16`); it is not modified.
+
+    Returns:
+        ``nn.Sequential`` with ``features`` (a copy), ``fc6``, ``relu6``, ``drop6``,
+        ``fc7``, ``relu7``, ``drop7`` and ``fc8``.
+
+    Raises:
+        TypeError: ``model`` is not a :class:`VGG`.
+    """
+    if not isinstance(model, VGG):
+        raise TypeError(f"convolutionalize expects a segtutor VGG, got {type(model).__name__}")
+    fc6, fc7, fc8 = model.classifier[0], model.classifier[3], model.classifier[6]
+    dropout = model.classifier[2].p
+    return nn.Sequential(OrderedDict([
+        ("features", copy.deepcopy(model.features)),
+        ("fc6", linear_to_conv(fc6, feature_channels(model.features), kernel_size=7)),
+        ("relu6", nn.ReLU(inplace=True)),
+        ("drop6", nn.Dropout(dropout)),
+        ("fc7", linear_to_conv(fc7, fc7.in_features, kernel_size=1)),
+        ("relu7", nn.ReLU(inplace=True)),
+        ("drop7", nn.Dropout(dropout)),
+        ("fc8", linear_to_conv(fc8, fc8.in_features, kernel_size=1)),
+    ]))
