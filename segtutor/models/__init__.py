@@ -7,8 +7,7 @@ Semantic models take ``float[N, C_in, H, W]`` and return logits
 ``float[N, num_classes, H, W]`` at the input's resolution (see ``DESIGN.md``).
 """
 
-from .registry import TASKS, ModelInfo, create, list_models, model_info, register
-
 from . import vgg  # noqa: F401, E402  (registers its builders)
+from .registry import TASKS, ModelInfo, create, list_models, model_info, register
 
 __all__ = ["TASKS", "ModelInfo", "create", "list_models", "model_info", "register"]
