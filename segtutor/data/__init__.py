@@ -1,0 +1,51 @@
+"""Data for the book: a synthetic data set, three real ones, and joint transforms.
+
+Every data set returns ``(image, mask)`` pairs: ``image`` is ``float32[C, H, W]`` in
+``[0, 1]`` and ``mask`` is ``int64[H, W]`` of class ids, with :data:`IGNORE_INDEX`
+(255) for pixels that no loss or metric counts. Each has ``classes`` (names, index =
+class id) and ``num_classes``.
+
+- :class:`Shapes`: circles, squares and triangles drawn on the fly (no files).
+- :class:`VOCSegmentation`: Pascal VOC 2012, 21 classes, object borders = 255.
+- :class:`OxfordPets`: Oxford-IIIT Pet trimaps, background / pet, borders = 255.
+- :class:`ISBI2012`: EM membranes, membrane / cell, grayscale.
+- :func:`train_transforms`, :func:`eval_transforms`: augmentation for pairs.
+"""
+
+from .common import IGNORE_INDEX, check_pair
+from .download import fetch
+from .isbi import ISBI2012, default_isbi_root, download_isbi2012
+from .pets import OxfordPets, download_oxford_pets
+from .shapes import Shapes
+from .transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    JointTransform,
+    RandomScale,
+    eval_transforms,
+    random_crop,
+    train_transforms,
+)
+from .voc import VOC_CLASSES, VOCSegmentation, download_voc2012
+
+__all__ = [
+    "IGNORE_INDEX",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "ISBI2012",
+    "VOC_CLASSES",
+    "JointTransform",
+    "OxfordPets",
+    "RandomScale",
+    "Shapes",
+    "VOCSegmentation",
+    "check_pair",
+    "default_isbi_root",
+    "download_isbi2012",
+    "download_oxford_pets",
+    "download_voc2012",
+    "eval_transforms",
+    "fetch",
+    "random_crop",
+    "train_transforms",
+]

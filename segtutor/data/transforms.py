@@ -1,0 +1,151 @@
+"""Joint transforms for ``(image, mask)`` pairs, built on ``torchvision.transforms.v2``.
+
+A geometric transform must move the image and its mask together, and a mask must
+never be interpolated into values that are not classes. torchvision's v2 transforms
+already do both when the pair is wrapped as ``tv_tensors.Image`` and
+``tv_tensors.Mask``: they draw one set of random parameters per call, and resize masks
+with nearest-neighbour interpolation. This module adds the one missing piece
+(:class:`RandomScale`, a resize by a random *factor*), a crop that pads masks with the
+ignore value, and presets that take and return plain tensors.
+
+Example::
+
+    >>> from segtutor.data import Shapes, train_transforms
+    >>> data = Shapes(length=8, size=64, transforms=train_transforms(48))
+    >>> image, mask = data[0]          # float[3, 48, 48] normalised, int64[48, 48]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
+
+from .common import IGNORE_INDEX, as_size, check_pair_layout
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+"""Per-channel mean of ImageNet, which torchvision's pretrained weights expect."""
+IMAGENET_STD = (0.229, 0.224, 0.225)
+"""Per-channel standard deviation of ImageNet."""
+
+
+class RandomScale(v2.Transform):
+    """Resize by a factor drawn uniformly from ``scale_range`` (same factor for H and W).
+
+    Images are resized bilinearly (antialiased when shrinking), masks with nearest
+    neighbours, so a mask keeps exactly its original set of values. This is the
+    "random scale 0.5 to 2.0" augmentation of DeepLab and PSPNet.
+
+    Args:
+        scale_range: ``(low, high)`` with ``0 < low <= high``.
+    """
+
+    def __init__(self, scale_range: tuple[float, float] = (0.5, 2.0)) -> None:
+        super().__init__()
+        if (
+            not isinstance(scale_range, (tuple, list))
+            or len(scale_range) != 2
+            or not 0 < scale_range[0] <= scale_range[1]
+        ):
+            raise ValueError(
+                f"scale_range must be (low, high) with 0 < low <= high, got {scale_range!r}"
+            )
+        self.scale_range = (float(scale_range[0]), float(scale_range[1]))
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        height, width = F.get_size(flat_inputs[0])
+        scale = torch.empty(()).uniform_(*self.scale_range).item()
+        return {"size": [max(1, round(height * scale)), max(1, round(width * scale))]}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        return F.resize(inpt, params["size"], antialias=True)
+
+    # torchvision < 0.21 calls the two methods above by these names.
+    _get_params = make_params
+    _transform = transform
+
+
+def random_crop(size: int | tuple[int, int]) -> v2.RandomCrop:
+    """A random ``size`` crop; a smaller input is padded, images with 0, masks with 255.
+
+    Padded pixels are thus ignored by the loss and the metrics instead of being
+    learned as background.
+    """
+    return v2.RandomCrop(
+        as_size(size, name="crop size"),
+        pad_if_needed=True,
+        fill={tv_tensors.Image: 0.0, tv_tensors.Mask: IGNORE_INDEX},
+    )
+
+
+class JointTransform:
+    """Apply torchvision v2 transforms to an ``(image, mask)`` pair of plain tensors.
+
+    Args:
+        *transforms: v2 transforms, applied in order (as ``v2.Compose``); none = identity.
+
+    Call with ``image: float[C, H, W]`` and ``mask: int64[H, W]``; returns the same types.
+    """
+
+    def __init__(self, *transforms: v2.Transform) -> None:
+        self.pipeline = v2.Compose(list(transforms)) if transforms else v2.Identity()
+
+    def __call__(
+        self, image: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        check_pair_layout(image, mask, source="JointTransform input")
+        new_image, new_mask = self.pipeline(tv_tensors.Image(image), tv_tensors.Mask(mask))
+        return new_image.as_subclass(torch.Tensor), new_mask.as_subclass(torch.Tensor)
+
+    def __repr__(self) -> str:
+        return f"JointTransform({self.pipeline})"
+
+
+def train_transforms(
+    crop_size: int | tuple[int, int],
+    scale_range: tuple[float, float] | None = (0.5, 2.0),
+    hflip: bool = True,
+    mean: Sequence[float] | None = IMAGENET_MEAN,
+    std: Sequence[float] | None = IMAGENET_STD,
+) -> JointTransform:
+    """The usual training augmentation: random scale, random crop, flip, normalise.
+
+    Args:
+        crop_size: output size, int or ``(H, W)``; smaller inputs are padded (mask with 255).
+        scale_range: range of the random resize factor; ``None`` skips scaling.
+        hflip: flip left-right with probability 0.5.
+        mean: per-channel mean to subtract; ``None`` (with ``std=None``) skips normalisation.
+        std: per-channel standard deviation to divide by.
+    """
+    steps: list[v2.Transform] = []
+    if scale_range is not None:
+        steps.append(RandomScale(scale_range))
+    steps.append(random_crop(crop_size))
+    if hflip:
+        steps.append(v2.RandomHorizontalFlip(p=0.5))
+    steps.extend(_normalize(mean, std))
+    return JointTransform(*steps)
+
+
+def eval_transforms(
+    mean: Sequence[float] | None = IMAGENET_MEAN,
+    std: Sequence[float] | None = IMAGENET_STD,
+) -> JointTransform:
+    """Evaluation: only normalisation (images keep their size; ``None`` = identity)."""
+    return JointTransform(*_normalize(mean, std))
+
+
+def _normalize(mean: Sequence[float] | None, std: Sequence[float] | None) -> list[v2.Transform]:
+    if mean is None and std is None:
+        return []
+    if mean is None or std is None or len(mean) != len(std):
+        raise ValueError(
+            f"mean and std must both be None or sequences of equal length, got {mean!r} and {std!r}"
+        )
+    if any(not s > 0 for s in std):
+        raise ValueError(f"std values must be > 0, got {std!r}")
+    return [v2.Normalize(mean=list(mean), std=list(std))]
