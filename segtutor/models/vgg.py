@@ -99,9 +99,9 @@ def make_features(config: tuple[int | str, ...] = VGG16_CONFIG, *, in_channels: 
     return nn.Sequential(*layers)
 
 
-def feature_channels(features: nn.Sequential) -> int:
-    """Output channels of a :func:`make_features` stack (those of its last convolution)."""
-    convs = [m for m in features if isinstance(m, nn.Conv2d)]
+def feature_channels(module: nn.Module) -> int:
+    """Output channels of a stack of layers such as :func:`make_features`'s: its last convolution's."""
+    convs = [m for m in module.modules() if isinstance(m, nn.Conv2d)]
     return convs[-1].out_channels
 
 

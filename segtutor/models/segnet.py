@@ -1,0 +1,141 @@
+"""SegNet (Badrinarayanan, Kendall & Cipolla 2017): upsampling with max-pooling indices.
+
+Paper: "SegNet: A Deep Convolutional Encoder-Decoder Architecture for Image Segmentation",
+IEEE TPAMI 39(12), 2017, https://arxiv.org/abs/1511.00561.
+
+The encoder is VGG16's 13 convolutions, each followed by batch norm and ReLU, with five
+2x2 max poolings that *remember where each maximum came from*. The decoder mirrors it:
+each stage max-unpools with the indices of the matching encoder pooling (the maximum goes
+back to its position, the other three of the 2x2 window get zeros; nothing is learned),
+then convolutions fill in the sparse map. What the decoder needs from the encoder is only
+the indices -- not the feature maps that U-Net copies across.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ._contract import check_input, check_positive_int, crop_padding, pad_to_multiple
+from .registry import register
+from .vgg import (
+    FULL_WIDTH,
+    VGG16_CONFIG,
+    feature_channels,
+    init_vgg_weights,
+    make_features,
+    pool_stages,
+)
+
+__all__ = ["SEGNET_DECODER_CONFIG", "SegNet", "segnet"]
+
+#: The decoder's convolutions, deepest stage first (mirroring VGG16's encoder): each stage
+#: starts with a max-unpooling and lists the output channels of its 3x3 convolutions
+#: (each followed by batch norm and ReLU). The last stage is followed by the classifier.
+SEGNET_DECODER_CONFIG: tuple[tuple[int, ...], ...] = (
+    (512, 512, 512),
+    (512, 512, 256),
+    (256, 256, 128),
+    (128, 64),
+    (64,),
+)
+
+
+def conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
+    """A 3x3 convolution (padding 1), batch norm and ReLU: SegNet's building block."""
+    return [nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
+            nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
+
+
+def make_decoder(config: Sequence[Sequence[int]], in_channels: int,
+                 width: int = FULL_WIDTH) -> nn.ModuleList:
+    """One ``nn.Sequential`` of convolutions per decoder stage, channels scaled by ``width / 64``."""
+    stages = nn.ModuleList()
+    channels = in_channels
+    for stage in config:
+        layers: list[nn.Module] = []
+        for out_channels in stage:
+            scaled = out_channels * width // FULL_WIDTH
+            layers += conv_bn_relu(channels, scaled)
+            channels = scaled
+        stages.append(nn.Sequential(*layers))
+    return stages
+
+
+class SegNet(nn.Module):
+    """Encoder (VGG16 convolutions with batch norm) and an unpooling decoder.
+
+    ``forward`` accepts any ``H, W >= min_size`` (32): the input is padded to a multiple
+    of 32, so that the five poolings divide it exactly and every unpooling restores the
+    exact size, and the logits are cropped back to ``H x W``.
+
+    Args:
+        encoder: VGG16's convolutional part with batch norm (``make_features(batch_norm=True)``),
+            so its keys match ``torchvision.models.vgg16_bn().features``.
+        decoder: one stage per encoder pooling, deepest first (:func:`make_decoder`).
+        classifier: the last 3x3 convolution producing class scores.
+    """
+
+    multiple = 32
+    min_size = 32
+
+    def __init__(self, encoder: nn.Sequential, decoder: nn.ModuleList,
+                 classifier: nn.Conv2d) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.classifier = classifier
+        self.in_channels = encoder[0].in_channels
+        self.num_classes = classifier.out_channels
+
+    def encode(self, x: Tensor) -> list[tuple[Tensor, Tensor]]:
+        """Run the encoder; return ``(pooled, indices)`` for each of the 5 poolings, shallowest first.
+
+        ``x`` must already have a height and width divisible by 32.
+        """
+        return pool_stages(self.encoder, x, return_indices=True)
+
+    def decode(self, stages: list[tuple[Tensor, Tensor]]) -> Tensor:
+        """Decode the deepest pooled map, unpooling with each stage's indices; return logits.
+
+        The decoder uses only the deepest ``pooled`` tensor and the ``indices`` of every stage.
+        """
+        y = stages[-1][0]
+        for (_, indices), convolutions in zip(reversed(stages), self.decoder, strict=True):
+            y = F.max_unpool2d(y, indices, kernel_size=2, stride=2)
+            y = convolutions(y)
+        return self.classifier(y)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits ``[N, num_classes, H, W]`` for images ``[N, in_channels, H, W]``, ``H, W >= 32``."""
+        check_input(x, self.in_channels, self.min_size, "SegNet")
+        padded, pads = pad_to_multiple(x, self.multiple)
+        return crop_padding(self.decode(self.encode(padded)), pads)
+
+
+@register(tiny_kwargs={"width": 4})
+def segnet(*, num_classes: int, in_channels: int = 3, width: int = FULL_WIDTH) -> SegNet:
+    """SegNet as in the paper: 13 encoder and 13 decoder convolutions (the last one classifies).
+
+    Paper: https://arxiv.org/abs/1511.00561. With ``width=64`` and 11 classes (CamVid) it has
+    29.45 M parameters; the encoder alone (14.7 M) is VGG16 without its fully connected
+    layers, whose 123.6 M parameters SegNet drops.
+
+    Args:
+        num_classes: number of classes (output channels).
+        in_channels: channels of the input images.
+        width: channels of the first stage (64 as in the paper); every stage scales by
+            ``width / 64``. Use 8 or 16 for experiments on a CPU.
+
+    Raises:
+        TypeError, ValueError: an argument is not a positive int.
+    """
+    check_positive_int(num_classes, "num_classes")
+    encoder = make_features(VGG16_CONFIG, in_channels=in_channels, batch_norm=True, width=width)
+    decoder = make_decoder(SEGNET_DECODER_CONFIG, feature_channels(encoder), width=width)
+    classifier = nn.Conv2d(feature_channels(decoder), num_classes, kernel_size=3, padding=1)
+    model = SegNet(encoder, decoder, classifier)
+    init_vgg_weights(model)
+    return model
