@@ -117,14 +117,15 @@ class Shapes(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     def _object(self, rng: np.random.Generator, class_id: int) -> np.ndarray:
         """Boolean ``[H, W]`` footprint of one random object of class ``class_id``."""
         height, width = self.size
-        diameter = rng.uniform(*self.object_size) * min(height, width)
-        radius = diameter / 2
-        centre_y = rng.uniform(radius, height - radius)
-        centre_x = rng.uniform(radius, width - radius)
+        footprint, extent = _FOOTPRINTS[self.classes[class_id]]
+        radius = rng.uniform(*self.object_size) * min(height, width) / 2
+        margin = min(extent * radius, height / 2, width / 2)  # whole object inside if it fits
+        centre_y = rng.uniform(margin, height - margin)
+        centre_x = rng.uniform(margin, width - margin)
         angle = rng.uniform(0, 2 * math.pi)
         dy = self._yx[0] - np.float32(centre_y)
         dx = self._yx[1] - np.float32(centre_x)
-        return _FOOTPRINTS[self.classes[class_id]](dy, dx, radius, angle)
+        return footprint(dy, dx, radius, angle)
 
     def __repr__(self) -> str:
         return (
@@ -156,10 +157,13 @@ def _triangle(dy: np.ndarray, dx: np.ndarray, radius: float, angle: float) -> np
     return inside
 
 
-_FOOTPRINTS: dict[str, Callable[[np.ndarray, np.ndarray, float, float], np.ndarray]] = {
-    "circle": _circle,
-    "square": _square,
-    "triangle": _triangle,
+_Footprint = Callable[[np.ndarray, np.ndarray, float, float], np.ndarray]
+
+# name -> (footprint, circumradius / radius of the circle of equal area)
+_FOOTPRINTS: dict[str, tuple[_Footprint, float]] = {
+    "circle": (_circle, 1.0),
+    "square": (_square, math.sqrt(math.pi / 2)),
+    "triangle": (_triangle, 2 * math.sqrt(math.pi / (3 * math.sqrt(3)))),
 }
 
 
