@@ -1,0 +1,311 @@
+"""Upsampling and unpooling: the ways a decoder makes a feature map larger.
+
+Fixed (nothing to learn):
+
+* :func:`upsample_nearest` and :func:`upsample_bilinear` wrap ``F.interpolate`` with
+  ``align_corners=False`` (the convention of torchvision and OpenCV);
+* :func:`bed_of_nails` puts each value at the top-left of its ``s x s`` block, zeros elsewhere;
+* :func:`max_unpool` puts each value back where max pooling found it (SegNet,
+  https://arxiv.org/abs/1511.00561), given the indices :class:`MaxPoolWithIndices` stored.
+
+Learnable:
+
+* :class:`TransposedConvUpsample`, a transposed convolution that enlarges exactly ``factor``
+  times, and :class:`BilinearConvTranspose2d`, the same initialised to bilinear
+  interpolation as in FCN (https://arxiv.org/abs/1411.4038), optionally frozen;
+* :class:`ResizeConv2d`, resize then convolve, the fix for checkerboard artifacts of
+  Odena, Dumoulin & Olah (https://distill.pub/2016/deconv-checkerboard/).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+INTERPOLATION_MODES = ("nearest", "bilinear")
+
+
+def _check_batch(x: object, name: str = "x") -> Tensor:
+    """``x`` must be a floating-point tensor ``[N, C, H, W]``."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor [N, C, H, W], got {type(x).__name__}")
+    if x.dim() != 4:
+        raise ValueError(f"{name} must have shape [N, C, H, W], got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    return x
+
+
+def _check_positive_int(value: object, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
+    return value
+
+
+def _check_size(size: object, name: str) -> tuple[int, int]:
+    """An output size: an ``int`` or a pair ``(H, W)`` of positive ints."""
+    pair = size if isinstance(size, (tuple, list, torch.Size)) else (size, size)
+    if len(pair) != 2:
+        raise ValueError(f"{name} must be an int or a pair (H, W), got {size!r}")
+    return (_check_positive_int(pair[0], f"{name}[0]"), _check_positive_int(pair[1], f"{name}[1]"))
+
+
+def _check_mode(mode: object) -> str:
+    if mode not in INTERPOLATION_MODES:
+        raise ValueError(f"mode must be one of {INTERPOLATION_MODES}, got {mode!r}")
+    return mode
+
+
+def _interpolate(x: Tensor, scale: int, mode: str) -> Tensor:
+    align = False if mode == "bilinear" else None
+    return F.interpolate(x, scale_factor=scale, mode=mode, align_corners=align)
+
+
+# --------------------------------------------------------------------------- fixed
+
+
+def upsample_nearest(x: Tensor, scale: int) -> Tensor:
+    """Repeat every pixel ``scale x scale`` times (nearest-neighbour interpolation).
+
+    Args:
+        x: ``float[N, C, H, W]``.
+        scale: integer factor >= 1.
+
+    Returns:
+        ``float[N, C, H * scale, W * scale]``.
+    """
+    _check_batch(x)
+    return _interpolate(x, _check_positive_int(scale, "scale"), "nearest")
+
+
+def upsample_bilinear(x: Tensor, scale: int | None = None, size: int | tuple[int, int] | None = None) -> Tensor:
+    """Bilinear interpolation with ``align_corners=False``, by ``scale`` or to ``size``.
+
+    Output pixel ``j`` samples the input at ``(j + 0.5) / scale - 0.5``; samples outside
+    the input are clamped to the border pixel.
+
+    Args:
+        x: ``float[N, C, H, W]``.
+        scale: integer factor >= 1 (give ``scale`` or ``size``, not both).
+        size: output size ``H`` or ``(H, W)``.
+    """
+    _check_batch(x)
+    if (scale is None) == (size is None):
+        raise ValueError(f"give exactly one of scale and size, got scale={scale!r}, size={size!r}")
+    if size is not None:
+        return F.interpolate(x, size=_check_size(size, "size"), mode="bilinear", align_corners=False)
+    return _interpolate(x, _check_positive_int(scale, "scale"), "bilinear")
+
+
+def bed_of_nails(x: Tensor, scale: int) -> Tensor:
+    """Put each value at the top-left corner of its ``scale x scale`` block, zeros elsewhere.
+
+    This is max unpooling with every stored index at the top-left of its window, and a
+    transposed convolution (stride ``scale``) whose kernel is 1 at ``(0, 0)`` and 0 elsewhere.
+    """
+    _check_batch(x)
+    scale = _check_positive_int(scale, "scale")
+    n, c, h, w = x.shape
+    out = x.new_zeros(n, c, h * scale, w * scale)
+    out[..., ::scale, ::scale] = x
+    return out
+
+
+class PooledWithIndices(NamedTuple):
+    """Max pooling's result together with what unpooling needs later."""
+
+    values: Tensor
+    indices: Tensor
+    input_size: tuple[int, int]
+
+
+class MaxPoolWithIndices(nn.Module):
+    """Max pooling that keeps the position of each maximum (SegNet's encoder pooling).
+
+    ``forward`` returns :class:`PooledWithIndices`; pass its fields to :func:`max_unpool`.
+    Indices are flat positions ``row * W + col`` in each input channel, as in PyTorch.
+
+    Args:
+        kernel_size, stride, padding, ceil_mode: as for ``nn.MaxPool2d``; ``stride=None``
+            means ``kernel_size``.
+    """
+
+    def __init__(self, kernel_size: int = 2, stride: int | None = None, padding: int = 0,
+                 ceil_mode: bool = False) -> None:
+        super().__init__()
+        self.kernel_size = _check_positive_int(kernel_size, "kernel_size")
+        self.stride = kernel_size if stride is None else _check_positive_int(stride, "stride")
+        self.padding = _check_positive_int(padding, "padding", minimum=0)
+        if self.padding > self.kernel_size // 2:
+            raise ValueError(f"padding={padding} must be at most kernel_size // 2 = "
+                             f"{self.kernel_size // 2} (PyTorch's rule for max pooling)")
+        if not isinstance(ceil_mode, bool):
+            raise TypeError(f"ceil_mode must be a bool, got {ceil_mode!r}")
+        self.ceil_mode = ceil_mode
+
+    def forward(self, x: Tensor) -> PooledWithIndices:
+        _check_batch(x)
+        values, indices = F.max_pool2d(x, self.kernel_size, self.stride, self.padding,
+                                       ceil_mode=self.ceil_mode, return_indices=True)
+        return PooledWithIndices(values, indices, (x.shape[-2], x.shape[-1]))
+
+    def extra_repr(self) -> str:
+        return (f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}, "
+                f"ceil_mode={self.ceil_mode}")
+
+
+def max_unpool(x: Tensor, indices: Tensor, output_size: int | tuple[int, int]) -> Tensor:
+    """Put every value back at the position its max pooling took it from; zeros elsewhere.
+
+    Equal to ``nn.MaxUnpool2d`` with the same indices. The following convolutions fill in
+    the zeros (SegNet, https://arxiv.org/abs/1511.00561).
+
+    Args:
+        x: pooled values ``float[N, C, h, w]``.
+        indices: ``int64[N, C, h, w]`` flat positions ``row * W + col`` from
+            ``F.max_pool2d(..., return_indices=True)`` or :class:`MaxPoolWithIndices`.
+        output_size: the size ``(H, W)`` of the map before pooling.
+
+    Raises:
+        ValueError: shapes disagree, or an index is outside ``[0, H * W)``.
+        TypeError: ``indices`` is not ``int64``.
+    """
+    _check_batch(x)
+    height, width = _check_size(output_size, "output_size")
+    if not isinstance(indices, Tensor) or indices.dtype != torch.int64:
+        raise TypeError(f"indices must be an int64 tensor, got {getattr(indices, 'dtype', type(indices))}")
+    if indices.shape != x.shape:
+        raise ValueError(f"indices shape {tuple(indices.shape)} must equal x's shape {tuple(x.shape)}")
+    if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= height * width):
+        raise ValueError(
+            f"indices must lie in [0, {height * width}) for output_size {(height, width)}, got "
+            f"values from {int(indices.min())} to {int(indices.max())}"
+        )
+    n, c = x.shape[:2]
+    out = x.new_zeros(n, c, height * width)
+    out.scatter_(2, indices.flatten(2), x.flatten(2))
+    return out.view(n, c, height, width)
+
+
+# --------------------------------------------------------------------------- learnable
+
+
+def upsampling_kernel_size(factor: int) -> int:
+    """FCN's kernel size for upsampling by ``factor``: ``2 * factor - factor % 2``."""
+    factor = _check_positive_int(factor, "factor")
+    return 2 * factor - factor % 2
+
+
+class TransposedConvUpsample(nn.ConvTranspose2d):
+    """A transposed convolution (stride ``factor``) whose output is exactly ``factor`` times
+    larger than its input.
+
+    The size is ``(i - 1)f - 2p + k + output_padding``; choosing ``p = ceil((k - f) / 2)`` and
+    ``output_padding = 2p - (k - f)`` makes it ``f * i``. A kernel size not divisible by the
+    stride overlaps unevenly, the cause of checkerboard artifacts (Odena et al. 2016).
+
+    Args:
+        in_channels, out_channels: channel counts.
+        factor: upsampling factor >= 2 (the stride).
+        kernel_size: at least ``factor``; ``None`` gives FCN's ``2f - f % 2``.
+        bias: learn an additive bias.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, factor: int,
+                 kernel_size: int | None = None, bias: bool = True) -> None:
+        factor = _check_positive_int(factor, "factor", minimum=2)
+        kernel_size = upsampling_kernel_size(factor) if kernel_size is None else kernel_size
+        kernel_size = _check_positive_int(kernel_size, "kernel_size", minimum=factor)
+        padding = math.ceil((kernel_size - factor) / 2)
+        super().__init__(
+            _check_positive_int(in_channels, "in_channels"),
+            _check_positive_int(out_channels, "out_channels"),
+            kernel_size, stride=factor, padding=padding,
+            output_padding=2 * padding - (kernel_size - factor), bias=bias,
+        )
+        self.factor = factor
+
+
+def bilinear_kernel(channels: int, factor: int) -> Tensor:
+    """Weights ``[channels, channels, k, k]`` of a transposed convolution that interpolates
+    bilinearly, ``k = 2 * factor - factor % 2``: FCN's ``upsample_filt`` on the diagonal
+    (channel ``c`` feeds only channel ``c``), zeros off it.
+
+    The 1-D filter is ``1 - |t - centre| / factor`` for ``t = 0 .. k-1``, with the centre
+    at ``factor - 1`` (odd ``k``) or ``factor - 0.5`` (even ``k``); the 2-D filter is the
+    outer product.
+    """
+    channels = _check_positive_int(channels, "channels")
+    size = upsampling_kernel_size(factor)
+    centre = factor - 1 if size % 2 == 1 else factor - 0.5
+    taps = 1 - (torch.arange(size, dtype=torch.float64) - centre).abs() / factor
+    filt = (taps[:, None] * taps[None, :]).float()
+    weight = torch.zeros(channels, channels, size, size)
+    weight[range(channels), range(channels)] = filt
+    return weight
+
+
+class BilinearConvTranspose2d(TransposedConvUpsample):
+    """A transposed convolution initialised to bilinear interpolation (FCN's upsampling).
+
+    Kernel ``2f - f % 2``, stride ``f``, padding ``ceil((f - 1) / 2)``, no bias. Away from the
+    border it equals ``F.interpolate(mode="bilinear", align_corners=False)``; within
+    ``padding`` pixels of each border it differs, because the transposed convolution
+    treats the outside as zeros where ``F.interpolate`` repeats the border pixel.
+
+    Args:
+        channels: input and output channels.
+        factor: upsampling factor >= 2.
+        trainable: ``False`` freezes the weights (``requires_grad=False``), as FCN did for
+            its final upsampling; ``True`` lets training refine them.
+    """
+
+    def __init__(self, channels: int, factor: int, trainable: bool = True) -> None:
+        if not isinstance(trainable, bool):
+            raise TypeError(f"trainable must be a bool, got {trainable!r}")
+        super().__init__(channels, channels, factor, bias=False)
+        with torch.no_grad():
+            self.weight.copy_(bilinear_kernel(channels, factor))
+        self.weight.requires_grad_(trainable)
+
+
+class ResizeConv2d(nn.Module):
+    """Resize (nearest or bilinear) then convolve: upsampling without checkerboard artifacts.
+
+    Every output pixel sees the same number of input pixels, unlike a transposed
+    convolution whose kernel size is not divisible by its stride (Odena, Dumoulin & Olah,
+    https://distill.pub/2016/deconv-checkerboard/).
+
+    Args:
+        in_channels, out_channels: channel counts.
+        scale: integer upsampling factor >= 1.
+        kernel_size: odd, so that ``padding = kernel_size // 2`` keeps the resized size.
+        mode: ``"nearest"`` or ``"bilinear"`` (``align_corners=False``).
+        bias: learn an additive bias.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, scale: int, kernel_size: int = 3,
+                 mode: str = "nearest", bias: bool = True) -> None:
+        super().__init__()
+        self.scale = _check_positive_int(scale, "scale")
+        self.mode = _check_mode(mode)
+        kernel_size = _check_positive_int(kernel_size, "kernel_size")
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd to keep the size with symmetric "
+                             f"padding, got {kernel_size}")
+        self.conv = nn.Conv2d(_check_positive_int(in_channels, "in_channels"),
+                              _check_positive_int(out_channels, "out_channels"),
+                              kernel_size, padding=kernel_size // 2, bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check_batch(x)
+        return self.conv(_interpolate(x, self.scale, self.mode))
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}, mode={self.mode!r}"
