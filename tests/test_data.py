@@ -77,7 +77,9 @@ def test_each_class_has_its_shape_and_the_promised_area(class_id, fill_ratio):
     """One object of size s covers the area of a circle of diameter s, and fills its
     circumscribed circle (radius = farthest pixel from the centroid) as geometry says."""
     size, fraction = 96, 0.4
-    data = Shapes(length=60, size=size, seed=1, num_objects=(1, 1), object_size=(fraction, fraction))
+    data = Shapes(
+        length=60, size=size, seed=1, num_objects=(1, 1), object_size=(fraction, fraction)
+    )
     expected_area = math.pi * (fraction * size / 2) ** 2
     checked = 0
     for _, mask in data:
@@ -174,7 +176,9 @@ def test_check_pair_accepts_classes_and_ignore_and_rejects_the_rest():
     image = torch.rand(3, 4, 5)
     mask = torch.tensor([[0, 1, 2, 255, 0]] * 4)
     check_pair(image, mask, num_classes=3)  # valid: raises nothing
-    with pytest.raises(ValueError, match=r"a.png: mask values \[3, 7\] are neither a class id in 0..2"):
+    with pytest.raises(
+        ValueError, match=r"a.png: mask values \[3, 7\] are neither a class id in 0..2"
+    ):
         check_pair(image, mask + (mask == 1) * 2 + (mask == 2) * 5, num_classes=3, source="a.png")
     with pytest.raises(ValueError, match=r"mask values \[-1\]"):
         check_pair(image, mask - (mask == 1) * 2, num_classes=3)

@@ -150,7 +150,9 @@ def test_bad_settings_raise(build, message):
 
 def test_bad_pairs_raise():
     transform = eval_transforms()
-    with pytest.raises(ValueError, match=r"image size \(8, 8\) \(H, W\) differs from mask size \(8, 9\)"):
+    with pytest.raises(
+        ValueError, match=r"image size \(8, 8\) \(H, W\) differs from mask size \(8, 9\)"
+    ):
         transform(torch.rand(3, 8, 8), torch.zeros(8, 9, dtype=torch.long))
     with pytest.raises(TypeError, match="mask dtype is torch.float32; expected torch.int64"):
         transform(torch.rand(3, 8, 8), torch.zeros(8, 8))

@@ -22,8 +22,7 @@ _ALGORITHMS = ("md5", "sha256")
 
 def file_digest(path: Path, algorithm: str) -> str:
     """The hex digest of a file's bytes, ``algorithm`` being ``"md5"`` or ``"sha256"``."""
-    if algorithm not in _ALGORITHMS:
-        raise ValueError(f"unknown checksum algorithm {algorithm!r}; expected one of {_ALGORITHMS}")
+    _check_algorithm(algorithm)
     digest = hashlib.new(algorithm, usedforsecurity=False)
     with open(path, "rb") as stream:
         while chunk := stream.read(_CHUNK_BYTES):
@@ -56,9 +55,10 @@ def fetch(
         ConnectionError: the server cannot be reached (no network); the message says
             where to place the file by hand.
         FileNotFoundError: the server answered but does not have ``url`` (HTTP error).
-        ValueError: the downloaded bytes do not match ``checksum``.
+        ValueError: the downloaded bytes do not match ``checksum``, or an unknown algorithm.
     """
     algorithm, expected = checksum
+    _check_algorithm(algorithm)
     destination = Path(destination)
     if destination.is_file() and file_digest(destination, algorithm) == expected:
         return destination
@@ -85,6 +85,11 @@ def fetch(
         )
     partial.replace(destination)
     return destination
+
+
+def _check_algorithm(algorithm: str) -> None:
+    if algorithm not in _ALGORITHMS:
+        raise ValueError(f"unknown checksum algorithm {algorithm!r}; expected one of {_ALGORITHMS}")
 
 
 def _stream_to_file(url: str, path: Path, progress: bool) -> None:

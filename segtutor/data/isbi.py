@@ -39,6 +39,8 @@ ISBI2012_SPLITS: dict[str, range] = {"train": range(0, 25), "test": range(25, 30
 LABEL_TO_CLASS = {0: 0, 255: 1}
 """Label PNG value -> class id: membrane (0) -> 0, cell interior (255) -> 1."""
 
+_PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds segtutor/
+
 
 def default_isbi_root() -> Path | None:
     """Find a local copy of the ISBI 2012 slices, or return ``None``.
@@ -60,9 +62,8 @@ def default_isbi_root() -> Path | None:
                 f"train/image and train/label inside it. Unset it, or point it at such a folder."
             )
         return Path(named).resolve()
-    project_root = Path(__file__).resolve().parents[2]
     cwd = Path.cwd().resolve()
-    for start in (project_root, cwd, *cwd.parents):
+    for start in (_PROJECT_ROOT, cwd, *cwd.parents):
         candidate = start.parent / "shared" / "data" / "isbi2012"
         if _is_isbi_root(candidate):
             return candidate
@@ -139,7 +140,7 @@ class ISBI2012(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         self.channels = channels
         self.transforms = transforms
         if download:
-            download_isbi2012(self.root)
+            download_isbi2012(self.root, ISBI2012_BASE_URL)
         self.slices = list(ISBI2012_SPLITS[split])
         self.images = [self.root / "train" / "image" / f"{n}.png" for n in self.slices]
         self.masks = [self.root / "train" / "label" / f"{n}.png" for n in self.slices]

@@ -88,7 +88,7 @@ class OxfordPets(datasets.OxfordIIITPet):
         if split not in _SPLITS:
             raise ValueError(f"split must be one of {_SPLITS}, got {split!r}")
         if download:
-            download_oxford_pets(root)
+            download_oxford_pets(root, PETS_RESOURCES)
         base = Path(root) / "oxford-iiit-pet"
         how_to_get = (
             f"Pass download=True to fetch {PETS_RESOURCES[0][0]} and {PETS_RESOURCES[1][0]}, "

@@ -92,7 +92,7 @@ class VOCSegmentation(datasets.VOCSegmentation):
         if image_set not in _IMAGE_SETS:
             raise ValueError(f"image_set must be one of {_IMAGE_SETS}, got {image_set!r}")
         if download:
-            download_voc2012(root)
+            download_voc2012(root, VOC2012_URL, VOC2012_MD5)
         require_dir(
             Path(root) / "VOCdevkit" / "VOC2012",
             what="Pascal VOC 2012",
