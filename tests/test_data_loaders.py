@@ -363,6 +363,18 @@ def test_isbi_download_from_a_local_server_then_offline_and_corrupt(tmp_path):
         fetch(f"{offline}/x", target / "x", checksum=("sha1", "0"))
 
 
+def test_fetch_copies_a_file_url_and_skips_a_file_already_there(tmp_path):
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"segmentation" * 100)
+    sha256 = hashlib.sha256(source.read_bytes()).hexdigest()
+    target = fetch(source.as_uri(), tmp_path / "out" / "copy.bin", checksum=("sha256", sha256))
+    assert target.read_bytes() == source.read_bytes()
+    source.unlink()  # the copy is there with the right sum: no download is attempted
+    assert fetch(source.as_uri(), target, checksum=("sha256", sha256)) == target
+    with pytest.raises(FileNotFoundError, match=r"file://.*source.bin does not exist"):
+        fetch(source.as_uri(), tmp_path / "other.bin", checksum=("sha256", sha256))
+
+
 # ---------------------------------------------------------------- ISBI 2012, real data
 
 needs_isbi = pytest.mark.skipif(

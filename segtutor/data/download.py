@@ -54,7 +54,8 @@ def fetch(
     Raises:
         ConnectionError: the server cannot be reached (no network); the message says
             where to place the file by hand.
-        FileNotFoundError: the server answered but does not have ``url`` (HTTP error).
+        FileNotFoundError: the server answered but does not have ``url`` (HTTP error), or
+            a ``file://`` URL names a missing file.
         ValueError: the downloaded bytes do not match ``checksum``, or an unknown algorithm.
     """
     algorithm, expected = checksum
@@ -72,6 +73,8 @@ def fetch(
             f"Place it at {destination} by hand."
         ) from error
     except urllib.error.URLError as error:
+        if isinstance(error.reason, FileNotFoundError):  # a file:// URL to a missing file
+            raise FileNotFoundError(f"{url} does not exist ({error.reason})") from error
         raise ConnectionError(
             f"no network: could not download {url} ({error.reason}). "
             f"Download it elsewhere and place the file at {destination}."
@@ -97,7 +100,8 @@ def _stream_to_file(url: str, path: Path, progress: bool) -> None:
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     try:
         with urllib.request.urlopen(request, timeout=60) as response, open(path, "wb") as out:
-            bar = tqdm(total=response.length, unit="B", unit_scale=True, disable=not progress)
+            total = int(response.headers.get("Content-Length") or 0) or None
+            bar = tqdm(total=total, unit="B", unit_scale=True, disable=not progress)
             with bar:
                 while chunk := response.read(_CHUNK_BYTES):
                     out.write(chunk)

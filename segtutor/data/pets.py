@@ -97,7 +97,8 @@ class OxfordPets(datasets.OxfordIIITPet):
         for folder in (base / "images", base / "annotations" / "trimaps"):
             require_dir(folder, what="Oxford-IIIT Pet", how_to_get=how_to_get)
         super().__init__(str(root), split=split, target_types="segmentation", transforms=transforms)
-        self.classes = ("background", "pet")
+        self.classes = ("background", "pet")  # torchvision's breed names are not our classes
+        self.class_to_idx = {name: index for index, name in enumerate(self.classes)}
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image_path, mask_path = Path(self._images[index]), Path(self._segs[index])
