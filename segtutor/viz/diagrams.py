@@ -51,7 +51,7 @@ KERNEL_ALPHA = 0.4
 PADDING_COLOR = "#002B36"
 
 _GAP = 1.5  # empty cells between the input grid and the output grid
-_CELL_INCHES = 0.32
+_CELL_INCHES = 0.35
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,7 @@ def _new_axes(grid_size: int, output_size: int, ax: Axes | None) -> tuple[Figure
         return ax.figure, ax
     width = (grid_size + _GAP + output_size + 1) * _CELL_INCHES
     height = (grid_size + 2) * _CELL_INCHES
-    figure = Figure(figsize=(max(width, 3.0), max(height, 2.0)), dpi=80)
+    figure = Figure(figsize=(max(width, 3.0), max(height, 2.0)), dpi=100)
     return figure, figure.add_subplot()
 
 
