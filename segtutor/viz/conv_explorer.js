@@ -335,6 +335,18 @@ function footprintMarkup(axis, size, position) {
   return { markup: parts.join(""), row, col };
 }
 
+function legendMarkup() {
+  const swatch = (attributes) =>
+    `<svg width="14" height="14" aria-hidden="true"><rect x="0.5" y="0.5" width="13" height="13" ${attributes}/></svg>`;
+  const entries = [
+    [`fill="${COLORS.input}" stroke="${COLORS.padding}"`, "input"],
+    [`fill="none" stroke="${COLORS.padding}" stroke-dasharray="3 2"`, "padding / inserted zeros"],
+    [`fill="${COLORS.kernel}" fill-opacity="${COLORS.kernelOpacity}"`, "kernel footprint"],
+    [`fill="${COLORS.output}" stroke="${COLORS.padding}"`, "output"],
+  ];
+  return entries.map(([attributes, text]) => `<span>${swatch(attributes)} ${text}</span>`).join("");
+}
+
 function controlMarkup(name, limits) {
   const [low, high] = limits[name];
   return (
@@ -364,7 +376,8 @@ function skeleton(limits) {
       <g class="ce-footprint" fill="${COLORS.kernel}" fill-opacity="${COLORS.kernelOpacity}"></g>
       <g class="ce-output-side" data-testid="ce-output-grid"></g>
       <rect class="ce-current" fill="${COLORS.kernel}" fill-opacity="${COLORS.kernelOpacity}"/>
-    </svg>`;
+    </svg>
+    <div class="ce-legend">${legendMarkup()}</div>`;
 }
 
 function readConfig(model) {

@@ -1,0 +1,258 @@
+"""The built book, opened offline in headless Chromium: the explorer widget and the math work.
+
+Serves ``_build/html`` on 127.0.0.1, opens the chapter page (chapter 2 or 3 of ``_toc.yml``)
+that embeds :class:`segtutor.viz.widgets.ConvExplorer`, and aborts every request that is not
+to that server. The page must still render math (MathJax) and the widget, the widget must
+redraw to the size ``segtutor.arithmetic`` gives when a control changes, and the redraw time
+per change is printed (target: under 16 ms).
+
+Skips when the site or Chromium is missing, unless ``SEGTUTOR_REQUIRE_SITE=1`` (CI sets it
+after building the book): then that is a failure. ``SEGTUTOR_SITE_DIR`` points at another
+built site and ``SEGTUTOR_EXPLORER_PAGE`` at another page in it (for developing the widget).
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import re
+import shutil
+import statistics
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from segtutor.viz.widgets import explorer_output_size
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+SITE = Path(os.environ.get("SEGTUTOR_SITE_DIR", ROOT / "_build" / "html"))
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+REQUIRED = os.environ.get("SEGTUTOR_REQUIRE_SITE") == "1"
+#: Request types a page needs to work; aborting any of them fails the test.
+NEEDED_TYPES = {"script", "stylesheet", "font", "xhr", "fetch", "document"}
+#: Page errors that come with every Jupyter Book 1.0 page and break nothing here: sphinx-thebe
+#: writes its `const THEBE_JS_URL` script twice (thebe itself is not used by this book).
+KNOWN_HARMLESS_ERRORS = ("Identifier 'THEBE_JS_URL' has already been declared",)
+EXPLORER = '[data-testid="conv-explorer"]'
+SETTINGS = ("i", "k", "s", "p", "d", "output_padding")
+
+
+def unavailable(reason: str) -> None:
+    """Skip, or fail when CI requires the site (SEGTUTOR_REQUIRE_SITE=1)."""
+    if REQUIRED:
+        pytest.fail(f"{reason} (SEGTUTOR_REQUIRE_SITE=1, so this is a failure)")
+    pytest.skip(reason)
+
+
+def chapter_pages() -> list[str]:
+    """Site paths of the chapters 2 and 3 listed in _toc.yml (where the explorer lives)."""
+    if os.environ.get("SEGTUTOR_EXPLORER_PAGE"):
+        return [os.environ["SEGTUTOR_EXPLORER_PAGE"]]
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    entries = [entry["file"] for entry in toc.get("chapters") or []]
+    entries += [entry["file"] for part in toc.get("parts") or [] for entry in part["chapters"]]
+    return [f"{entry}.html" for entry in entries if re.fullmatch(r"book/0[23]_\w+", entry)]
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    if not (SITE / "index.html").is_file():
+        unavailable(f"no built site at {SITE}; build it with the README's build command")
+    handler = functools.partial(_QuietHandler, directory=str(SITE))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).is_file() and shutil.which("chromium") is None:
+        unavailable(f"no Chromium at {CHROMIUM}; apt-get install chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("the playwright Python package is missing; pip install -r requirements.txt")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+class OfflinePage:
+    """A page whose requests to anywhere but the local server are aborted and recorded."""
+
+    def __init__(self, browser, server: str) -> None:
+        self.page = browser.new_page(viewport={"width": 1200, "height": 1600})
+        self.aborted: list[tuple[str, str]] = []
+        self.broken: list[tuple[str, str]] = []
+        self.errors: list[str] = []
+        self.page.route("**/*", functools.partial(self._route, server))
+        self.page.on("response", self._response)
+        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
+
+    def _route(self, server: str, route) -> None:
+        if route.request.url.startswith(server):
+            route.continue_()
+        else:
+            self.aborted.append((route.request.resource_type, route.request.url))
+            route.abort()
+
+    def _response(self, response) -> None:
+        if response.status >= 400:
+            self.broken.append((response.request.resource_type, f"{response.status} {response.url}"))
+
+
+@pytest.fixture(scope="module")
+def chapter(browser, server) -> OfflinePage:
+    pages = chapter_pages()
+    if not pages:
+        pytest.skip("_toc.yml lists no chapter 2 or 3 (book/02_*, book/03_*) yet")
+    missing = [page for page in pages if not (SITE / page).is_file()]
+    if missing:
+        unavailable(f"the built site lacks {missing}, which _toc.yml lists; rebuild the book")
+    for path in pages:
+        offline = OfflinePage(browser, server)
+        offline.page.goto(server + path, wait_until="load")
+        if offline.page.locator("script[type='application/vnd.jupyter.widget-view+json']").count():
+            offline.page.wait_for_selector(EXPLORER, timeout=30_000)
+            offline.path = path
+            return offline
+        offline.page.close()
+    pytest.fail(f"none of {pages} embeds a ConvExplorer widget (no widget view in the page)")
+
+
+@pytest.fixture(scope="module")
+def explorer(chapter):
+    return chapter.page.locator(EXPLORER).first
+
+
+def read_settings(explorer) -> dict:
+    """The explorer's current settings, read back from its controls."""
+    settings = {name: int(explorer.get_by_test_id(f"ce-input-{name}").input_value())
+                for name in SETTINGS}
+    settings["transposed"] = explorer.get_by_test_id("ce-input-transposed").is_checked()
+    return settings
+
+
+def drawn_output_size(explorer) -> int:
+    """Side of the drawn output grid, checked to be a full square of cells."""
+    cells = explorer.locator(".ce-output-cell")
+    grid = explorer.get_by_test_id("ce-output-grid")
+    rows, cols = int(grid.get_attribute("data-rows")), int(grid.get_attribute("data-cols"))
+    assert rows == cols and cells.count() == rows * cols
+    return rows
+
+
+def change_control(explorer, name: str, value: int) -> float:
+    """Set a slider as a reader would; returns the milliseconds the page took to redraw."""
+    return explorer.get_by_test_id(f"ce-input-{name}").evaluate(
+        """(input, value) => {
+            const started = performance.now();
+            input.value = String(value);
+            input.dispatchEvent(new Event("input", { bubbles: true }));
+            return performance.now() - started;
+        }""",
+        value,
+    )
+
+
+def test_page_needs_nothing_from_outside_the_site(chapter):
+    needed = [(kind, url) for kind, url in chapter.aborted if kind in NEEDED_TYPES]
+    print(f"\n{chapter.path}: aborted requests to other hosts: {chapter.aborted or 'none'}")
+    assert not needed, f"the page needs files from other hosts: {needed}"
+    broken = [(kind, url) for kind, url in chapter.broken if kind in NEEDED_TYPES | {"image"}]
+    assert not broken, f"files the page loads are missing from the site: {broken}"
+    errors = [error for error in chapter.errors if error not in KNOWN_HARMLESS_ERRORS]
+    assert not errors, f"JavaScript errors in the page: {errors}"
+
+
+def test_mathjax_rendered_the_math(chapter):
+    chapter.page.wait_for_function("document.querySelectorAll('mjx-container').length > 0",
+                                   timeout=30_000)
+    assert chapter.page.locator("mjx-container").count() > 0
+    assert chapter.page.locator("mjx-merror").count() == 0, "MathJax reported a TeX error"
+
+
+def make_direct(explorer) -> dict:
+    """Switch the explorer to a direct (not transposed) convolution; returns its settings."""
+    if read_settings(explorer)["transposed"]:
+        change_control(explorer, "output_padding", 0)
+        explorer.get_by_test_id("ce-input-transposed").uncheck()
+    return read_settings(explorer)
+
+
+def test_explorer_draws_its_setting_and_formula(explorer):
+    settings = read_settings(explorer)
+    size = explorer_output_size(**settings)
+    assert drawn_output_size(explorer) == size
+    lines = explorer.get_by_test_id("ce-formula").inner_text().splitlines()
+    assert any(line.startswith("o = ") and line.endswith(f"= {size}") for line in lines), lines
+
+
+def test_changing_a_control_redraws_to_the_formula_size(explorer):
+    settings = make_direct(explorer)
+    timings = []
+    for stride in [1, 2, 3, 1, 2, 3, 2, 1] * 3:
+        timings.append(change_control(explorer, "s", stride))
+        settings["s"] = stride
+        assert explorer.get_by_test_id("ce-value-s").inner_text() == str(stride)
+        assert drawn_output_size(explorer) == explorer_output_size(**settings), settings
+    median, worst = statistics.median(timings), max(timings)
+    print(f"\nexplorer redraw per change: median {median:.2f} ms, max {worst:.2f} ms over "
+          f"{len(timings)} changes (target < 16 ms)")
+    assert median < 200, f"redraw takes {median:.0f} ms per change; something is badly wrong"
+
+
+def test_transposed_switch_draws_the_transposed_size(explorer):
+    make_direct(explorer)
+    explorer.get_by_test_id("ce-input-transposed").check()
+    settings = read_settings(explorer)
+    assert settings["transposed"]
+    assert drawn_output_size(explorer) == explorer_output_size(**settings)
+    make_direct(explorer)
+
+
+def test_impossible_setting_shows_the_reason(explorer):
+    before = make_direct(explorer)
+    for name, value in (("p", 0), ("i", 1), ("k", 3)):
+        change_control(explorer, name, value)
+    settings = read_settings(explorer)
+    with pytest.raises(ValueError) as refused:
+        explorer_output_size(**settings)
+    assert explorer.get_by_test_id("ce-error").inner_text() == f"Impossible: {refused.value}"
+    assert explorer.locator(".ce-output-cell").count() == 0
+    for name in ("k", "i", "p"):
+        change_control(explorer, name, before[name])
+    assert explorer.get_by_test_id("ce-error").inner_text() == ""
+    assert drawn_output_size(explorer) == explorer_output_size(**before)
+
+
+def current_position(explorer, size: int) -> int:
+    cell = explorer.locator(".ce-current-cell")
+    return int(cell.get_attribute("data-row")) * size + int(cell.get_attribute("data-col"))
+
+
+def test_step_moves_the_kernel_to_the_next_output_position(explorer):
+    settings = read_settings(explorer)
+    size = explorer_output_size(**settings)
+    before = current_position(explorer, size)
+    explorer.get_by_test_id("ce-step").click()
+    assert current_position(explorer, size) == (before + 1) % (size * size)
+    assert explorer.locator(".ce-footprint rect").count() == settings["k"] ** 2
