@@ -10,8 +10,8 @@ import pytest
 import torch
 import torchvision
 from torch import nn
-from torchvision.models._api import Weights, WeightsEnum
 from torchvision.models.feature_extraction import create_feature_extractor
+from weights_fixtures import local_weights, unreachable_url
 
 from segtutor import models
 from segtutor.models import vgg
@@ -192,13 +192,6 @@ def test_resolve_weights_uses_torchvision_enum():
     assert vgg.resolve_weights(None) is None
 
 
-def _local_weights(url: str) -> WeightsEnum:
-    """A torchvision weights enum whose one member points at ``url``."""
-    class LocalWeights(WeightsEnum):
-        TEST = Weights(url=url, transforms=None, meta={"categories": [str(i) for i in range(7)]})
-    return LocalWeights.TEST
-
-
 def test_load_weights_reads_through_torchvision_api_from_a_file_url(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     source = vgg.vgg16(num_classes=7, width=8, hidden=16)
@@ -206,7 +199,7 @@ def test_load_weights_reads_through_torchvision_api_from_a_file_url(tmp_path, mo
     torch.save(source.state_dict(), saved)
     digest = hashlib.sha256(saved.read_bytes()).hexdigest()
     named = saved.rename(tmp_path / f"tinyvgg-{digest[:8]}.pth")  # torchvision's hash check
-    state = vgg.load_weights(_local_weights(named.as_uri()), progress=False)
+    state = vgg.load_weights(local_weights(named.as_uri()), progress=False)
     assert (tmp_path / "torch_home" / "hub" / "checkpoints" / named.name).exists()
     loaded = vgg.vgg16(num_classes=7, width=8, hidden=16)
     loaded.load_state_dict(state)
@@ -216,12 +209,7 @@ def test_load_weights_reads_through_torchvision_api_from_a_file_url(tmp_path, mo
 
 def test_offline_download_raises_weights_unavailable(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
-    import socket
-    with socket.socket() as probe:  # a port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    url = f"http://127.0.0.1:{port}/vgg16-00000000.pth"
-    weights = _local_weights(url)
+    url = unreachable_url("vgg16-00000000.pth")
     with pytest.raises(vgg.WeightsUnavailableError, match=rf"could not download .* from {url}"):
-        vgg.vgg16(weights=weights, num_classes=7)
+        vgg.vgg16(weights=local_weights(url), num_classes=7)
     assert not Path(tmp_path / "torch_home" / "hub" / "checkpoints" / "vgg16-00000000.pth").exists()

@@ -267,11 +267,12 @@ def check_pretrained_fits(weights: WeightsEnum, **settings: int) -> None:
 
     Args:
         weights: the pretrained weights asked for.
-        settings: any of ``num_classes``, ``in_channels``, ``width``, ``hidden``.
+        settings: any of ``num_classes``, ``in_channels``, ``width``, ``hidden`` (or FCN's
+            name for it, ``fc_channels``).
     """
     categories = weights.meta.get("categories")
     expected = {"num_classes": len(categories) if categories else None, "in_channels": 3,
-                "width": FULL_WIDTH, "hidden": 4096}
+                "width": FULL_WIDTH, "hidden": 4096, "fc_channels": 4096}
     for name, value in settings.items():
         if expected[name] is not None and value != expected[name]:
             raise ValueError(f"pretrained weights {weights!r} need {name}={expected[name]}, "
