@@ -1,0 +1,141 @@
+"""Overlap-tile prediction: segment an image of any size, one tile at a time.
+
+Ronneberger et al. (2015, https://arxiv.org/abs/1505.04597, Fig. 2) predict a large image
+tile by tile. Each output tile of ``tile`` pixels is computed from an input window that
+is ``margin`` pixels larger on every side, so every prediction sees its full context;
+at the image border the missing context is filled by *mirroring* the image. The output
+tiles sit side by side and cover the image exactly.
+
+This works for
+
+* a network with *valid* convolutions (the paper's U-Net), which maps a
+  ``tile + 2 * margin`` window to a ``tile`` output by itself; and
+* a same-padding network, which returns the whole window; the central ``tile`` part is
+  kept and the ``margin`` ring, whose predictions were disturbed by the window's zero
+  padding, is thrown away. With a margin at least the network's receptive-field radius
+  the tiles agree exactly with a single pass over the (mirror-padded) image, provided
+  the tile size and margin keep the pooling grid aligned (multiples of ``2**depth``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+__all__ = ["center_crop", "mirror_indices", "mirror_pad", "predict_tiled"]
+
+
+def mirror_indices(size: int, before: int, after: int, device: torch.device | None = None
+                   ) -> Tensor:
+    """Indices ``0..size-1`` extended by mirroring: ``before`` in front, ``after`` behind.
+
+    The mirror does not repeat the edge pixel (``numpy.pad(mode="reflect")``), and it is
+    applied again and again when the padding is longer than the image, e.g. for
+    ``size=3, before=4``: ``[0, 1, 2, 1, | 0, 1, 2]``. A single pixel mirrors to itself.
+
+    Raises:
+        ValueError: ``size < 1`` or a negative padding.
+    """
+    if size < 1 or before < 0 or after < 0:
+        raise ValueError(f"need size >= 1 and paddings >= 0, got size={size}, "
+                         f"before={before}, after={after}")
+    positions = torch.arange(-before, size + after, device=device)
+    if size == 1:
+        return torch.zeros_like(positions)
+    period = 2 * (size - 1)
+    folded = positions.remainder(period)
+    return torch.where(folded < size, folded, period - folded)
+
+
+def mirror_pad(x: Tensor, top: int, bottom: int, left: int, right: int) -> Tensor:
+    """Pad the last two dimensions of ``x`` by mirroring, for any padding length.
+
+    Unlike ``F.pad(mode="reflect")`` the padding may exceed the image size (the image is
+    mirrored repeatedly) and a 1-pixel dimension is allowed.
+
+    Raises:
+        ValueError: a negative padding, or ``x`` has fewer than two dimensions.
+    """
+    if x.dim() < 2:
+        raise ValueError(f"expected a tensor [..., H, W], got shape {tuple(x.shape)}")
+    rows = mirror_indices(x.shape[-2], top, bottom, device=x.device)
+    cols = mirror_indices(x.shape[-1], left, right, device=x.device)
+    return x.index_select(-2, rows).index_select(-1, cols)
+
+
+def predict_tiled(network: Callable[[Tensor], Tensor], image: Tensor, *,
+                  tile: int | tuple[int, int], margin: int | tuple[int, int]) -> Tensor:
+    """Predict ``image`` by mirror-padded overlap-tiles.
+
+    The image is mirror-padded by ``margin`` on every side (plus enough at the bottom and
+    right to make whole tiles). Output tile ``(i, j)`` covers rows ``i*tile_h ...`` and
+    columns ``j*tile_w ...`` of the image and is computed from the window that is
+    ``margin`` larger on each side. If the network returns more than ``tile`` pixels
+    (same padding), the centre ``tile`` is kept.
+
+    Args:
+        network: maps ``[N, C, tile_h + 2*margin_h, tile_w + 2*margin_w]`` to
+            ``[N, K, h, w]`` with ``h - tile_h`` and ``w - tile_w`` even and
+            non-negative, e.g. ``UNet.network`` of a valid U-Net (with its ``margin``) or
+            any same-padding model.
+        image: ``[N, C, H, W]``; any ``H, W >= 1``.
+        tile: output tile height and width (one int for square tiles).
+        margin: context added on each side (one int, or ``(margin_h, margin_w)``).
+
+    Returns:
+        ``[N, K, H, W]``: the tiles' outputs, stitched and cropped to the image.
+
+    Raises:
+        TypeError: ``image`` is not a tensor.
+        ValueError: ``image`` is not 4-D, ``tile`` is not positive, ``margin`` is
+            negative, or the network's output does not contain a centred ``tile``.
+    """
+    if not isinstance(image, Tensor):
+        raise TypeError(f"image must be a torch.Tensor [N, C, H, W], got {type(image).__name__}")
+    if image.dim() != 4:
+        raise ValueError(f"image must be [N, C, H, W], got shape {tuple(image.shape)}")
+    tile_h, tile_w = _pair(tile, "tile", minimum=1)
+    margin_h, margin_w = _pair(margin, "margin", minimum=0)
+    height, width = image.shape[-2:]
+    rows, cols = -(-height // tile_h), -(-width // tile_w)  # tiles needed, rounded up
+    padded = mirror_pad(image, margin_h, margin_h + rows * tile_h - height,
+                        margin_w, margin_w + cols * tile_w - width)
+    row_outputs = []
+    for i in range(rows):
+        tiles = []
+        for j in range(cols):
+            top, left = i * tile_h, j * tile_w
+            window = padded[..., top:top + tile_h + 2 * margin_h,
+                            left:left + tile_w + 2 * margin_w]
+            tiles.append(center_crop(network(window), (tile_h, tile_w)))
+        row_outputs.append(torch.cat(tiles, dim=-1))
+    return torch.cat(row_outputs, dim=-2)[..., :height, :width]
+
+
+def center_crop(x: Tensor, size: tuple[int, int] | torch.Size) -> Tensor:
+    """The central ``size`` window of ``x`` (``[..., H, W]``), as U-Net crops its skips.
+
+    Raises:
+        ValueError: ``size`` is larger than ``x``, or smaller by an odd number of pixels
+            (the window could not be centred).
+    """
+    height, width = x.shape[-2:]
+    target_h, target_w = size
+    extra_h, extra_w = height - target_h, width - target_w
+    if extra_h < 0 or extra_w < 0 or extra_h % 2 or extra_w % 2:
+        raise ValueError(f"cannot centre-crop {height}x{width} to {target_h}x{target_w}; "
+                         "the target must be smaller by an even number of pixels "
+                         "(for tiles: check tile and margin)")
+    top, left = extra_h // 2, extra_w // 2
+    return x[..., top:top + target_h, left:left + target_w]
+
+
+def _pair(value: int | tuple[int, int], name: str, minimum: int) -> tuple[int, int]:
+    pair = (value, value) if isinstance(value, int) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) for v in pair):
+        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+    return pair[0], pair[1]
