@@ -9,6 +9,7 @@ Semantic models take ``float[N, C_in, H, W]`` and return logits
 
 from . import simple  # noqa: F401, I001  (registers its builders)
 from . import fcn, segnet, vgg  # noqa: F401, E402  (registers its builders)
+from . import unet  # noqa: F401, E402  (registers its builders)
 from .registry import TASKS, ModelInfo, create, list_models, model_info, register
 
 __all__ = ["TASKS", "ModelInfo", "create", "list_models", "model_info", "register"]
