@@ -408,6 +408,10 @@ class _Trainer:
         if self.scaler.is_enabled() and saved["scaler"] is not None:
             self.scaler.load_state_dict(saved["scaler"])
         self.epochs_done, self.batches_done = saved["epochs_done"], saved["batches_done"]
+        if self.batches_done > len(self.loader):
+            raise ValueError(f"checkpoint {str(self.checkpoint)!r} stopped after "
+                             f"{self.batches_done} batches of an epoch, but the train_loader has "
+                             f"only {len(self.loader)}; resume with the same loader")
         self.global_step = saved["global_step"]
         self.history = History.from_dict(saved["history"])
         self.epoch_start_rng, self.rng_after_step = saved["epoch_start_rng"], saved["rng"]
@@ -424,14 +428,23 @@ class _Trainer:
     def run(self, resumed: bool, interrupt: _DeferredInterrupt) -> None:
         self.history.stop_reason = "epochs"
         while self.epochs is None or self.epochs_done < self.epochs:
+            self.stop_if_interrupted(interrupt)
             if self.budget_spent():
                 self.history.stop_reason = "time_budget"
-                return
+                break
             finished = self.run_epoch(resumed, interrupt)
             resumed = False
             if not finished:
                 self.history.stop_reason = "time_budget"
-                return
+                break
+        self.stop_if_interrupted(interrupt)  # a Ctrl-C during the last validation
+
+    def stop_if_interrupted(self, interrupt: _DeferredInterrupt) -> None:
+        """Save and raise KeyboardInterrupt if Ctrl-C was pressed (between two steps)."""
+        if interrupt.requested:
+            self.history.stop_reason = "interrupted"
+            self.save()
+            raise KeyboardInterrupt("training interrupted; checkpoint saved")
 
     def start_epoch(self, resumed: bool) -> Iterator[Any]:
         """The epoch's batch iterator, fast-forwarded past the batches already done."""
@@ -455,10 +468,7 @@ class _Trainer:
         try:
             while (batch := self.next_batch(batches)) is not None:
                 self.step(batch, bar)
-                if interrupt.requested:
-                    self.history.stop_reason = "interrupted"
-                    self.save()
-                    raise KeyboardInterrupt("training interrupted; checkpoint saved")
+                self.stop_if_interrupted(interrupt)
                 if self.budget_spent() and self.batches_done < len(self.loader):
                     self.end_entry(entry_started, steps_before)  # a partial epoch
                     return False

@@ -130,6 +130,25 @@ def test_ctrl_c_then_resume_gives_identical_weights(tmp_path, seeded_loader):
     assert history.epoch == [1.0, 2.0, 3.0] and history.lr == expected.lr
 
 
+def test_ctrl_c_during_the_last_validation_is_not_swallowed(tmp_path):
+    if threading.current_thread() is not threading.main_thread():
+        pytest.skip("signals can only be caught in the main thread")
+
+    class CtrlCOnFirstAccess(NoisyMasks):
+        def __getitem__(self, i):
+            if self.calls == 0:
+                signal.raise_signal(signal.SIGINT)
+            return super().__getitem__(i)
+
+    path = tmp_path / "run.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train(make_model(), make_loader(NoisyMasks()), DataLoader(CtrlCOnFirstAccess()),
+              epochs=1, checkpoint=path)
+    saved = load_checkpoint(path)
+    assert saved["epochs_done"] == 1 and saved["history"]["stop_reason"] == "interrupted"
+    assert len(saved["history"]["val_miou"]) == 1
+
+
 def test_interrupt_while_loading_data_saves_and_resumes_exactly(tmp_path):
     reference = make_model()
     train(reference, make_loader(NoisyMasks()), epochs=3)
@@ -254,6 +273,16 @@ def test_checkpoint_of_another_architecture_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"shapes that differ \(checkpoint vs model\): "
                        r"\['4.bias: \[2\] vs \[3\]', '4.weight: \[2, 8, 1, 1\] vs \[3, 8, 1, 1\]'\]"):
         train(wider, make_loader(NoisyMasks()), num_classes=3, epochs=2, checkpoint=path)
+
+
+def test_resuming_with_a_shorter_loader_is_refused(tmp_path):
+    path = tmp_path / "run.pt"
+    with pytest.raises(KeyboardInterrupt):
+        train(make_model(), make_loader(NoisyMasks(interrupt_at=15)), epochs=2, checkpoint=path)
+    assert load_checkpoint(path)["batches_done"] == 3
+    with pytest.raises(ValueError, match="stopped after 3 batches of an epoch, but the "
+                       "train_loader has only 2; resume with the same loader"):
+        train(make_model(), make_loader(NoisyMasks(n=8)), epochs=2, checkpoint=path)
 
 
 def test_not_a_checkpoint(tmp_path):
