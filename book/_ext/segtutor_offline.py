@@ -3,7 +3,7 @@
 By default a Jupyter Book page loads RequireJS and the Jupyter widget manager from cdnjs and
 jsDelivr, anywidget's front end from jsDelivr, and MathJax from jsDelivr, so widgets and math
 break offline (and CI's browser test runs offline). This extension puts copies of them in the
-site's ``_static/vendor/`` folder and points the page at them:
+site's ``_static/offline/`` folder and points the page at them:
 
 * ``anywidget/index.js``: the AMD bundle that the installed Python ``anywidget`` package ships
   (``nbextension/index.js``, the same file as the npm package's ``dist/index.js``), so it
@@ -51,8 +51,8 @@ logger = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
 #: The git-ignored cache: ``npm/`` holds the tarballs, ``site/`` what the site serves.
 CACHE_DIR = HERE.parent / "_static" / "vendor"
-#: Where the files go in the built site, under ``_static/``.
-SITE_FOLDER = "vendor"
+#: Where the files go in the built site, under ``_static/`` (not ``vendor/``: the theme uses that).
+SITE_FOLDER = "offline"
 REQUIRE_CONFIG = "anywidget-require-config.js"
 
 
@@ -78,7 +78,13 @@ class NpmPackage:
 
     @property
     def spec(self) -> str:
+        """What ``npm pack`` takes: ``NAME@VERSION``."""
         return f"{self.name}@{self.version}"
+
+    @property
+    def stamp(self) -> str:
+        """What the cache's stamp file holds once these files are in place."""
+        return f"{self.spec} {self.integrity} {' '.join(self.patterns)}"
 
 
 REQUIREJS = NpmPackage(
@@ -183,7 +189,10 @@ def extract(tarball: Path, package: NpmPackage, site_dir: Path) -> list[Path]:
     return written
 
 
-def provide_package(package: NpmPackage, cache_dir: Path = CACHE_DIR) -> Path:
+STAMP = ".segtutor-offline-stamp"
+
+
+def provide_package(package: NpmPackage, cache_dir: Path) -> Path:
     """Make sure ``cache_dir/site/<folder>`` holds ``package``'s files; fetch them if not.
 
     A stamp file records which tarball (by integrity) the folder came from, so a version
@@ -194,9 +203,8 @@ def provide_package(package: NpmPackage, cache_dir: Path = CACHE_DIR) -> Path:
     """
     site_dir = cache_dir / "site"
     folder = site_dir / package.folder
-    stamp = folder / ".segtutor-offline-stamp"
-    wanted = f"{package.spec} {package.integrity} {' '.join(package.patterns)}"
-    if stamp.is_file() and stamp.read_text() == wanted:
+    stamp = folder / STAMP
+    if stamp.is_file() and stamp.read_text() == package.stamp:
         return folder
     tarballs = cache_dir / "npm"
     cached = [t for t in tarballs.glob("*.tgz") if integrity_of(t) == package.integrity]
@@ -204,7 +212,7 @@ def provide_package(package: NpmPackage, cache_dir: Path = CACHE_DIR) -> Path:
     if folder.exists():
         shutil.rmtree(folder)
     written = extract(tarball, package, site_dir)
-    stamp.write_text(wanted)
+    stamp.write_text(package.stamp)
     logger.info("segtutor_offline: %s -> %s (%d files)", package.spec, folder, len(written))
     return folder
 
@@ -228,7 +236,7 @@ def anywidget_bundle() -> Path:
     return bundle
 
 
-def provide_all(cache_dir: Path = CACHE_DIR) -> Path:
+def provide_all(cache_dir: Path) -> Path:
     """Fill ``cache_dir/site`` with everything the offline pages load; returns that folder."""
     site_dir = cache_dir / "site"
     for package in PACKAGES:
@@ -258,15 +266,15 @@ def _set_paths(app: Sphinx, config: Config) -> None:
 
 def _fetch(app: Sphinx) -> None:
     if app.builder.format == "html":
-        provide_all()  # fail early, before the notebooks execute
+        provide_all(CACHE_DIR)  # fail early, before the notebooks execute
 
 
 def _copy_into_site(app: Sphinx, exception: Exception | None) -> None:
     if exception is not None or app.builder.format != "html":
         return
     target = Path(app.outdir) / "_static" / SITE_FOLDER
-    shutil.copytree(provide_all(), target, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns(".segtutor-offline-stamp"))
+    shutil.copytree(provide_all(CACHE_DIR), target, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns(STAMP))
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
