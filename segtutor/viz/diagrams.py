@@ -301,7 +301,7 @@ def draw_transposed_conv(i: int, k: int, s: int = 1, p: int = 0, d: int = 1,
 
 def conv_animation(i: int, k: int, s: int = 1, p: int = 0, d: int = 1, *,
                    transposed: bool = False, output_padding: int = 0,
-                   interval: int = 600, max_frames: int = 36) -> FuncAnimation:
+                   interval: int = 600, max_frames: int = 36, dpi: int = 72) -> FuncAnimation:
     """Animate the kernel over every output position, one frame per position.
 
     Show it in a notebook with ``HTML(anim.to_jshtml())``, which also plays in a static page.
@@ -313,6 +313,7 @@ def conv_animation(i: int, k: int, s: int = 1, p: int = 0, d: int = 1, *,
         interval: milliseconds between frames.
         max_frames: the most frames allowed (each is a PNG in the page); a larger output
             raises rather than being silently subsampled.
+        dpi: resolution of the frames (lower keeps the page small).
 
     Returns:
         the animation; its figure is ``anim._fig`` (not registered with pyplot).
@@ -331,6 +332,7 @@ def conv_animation(i: int, k: int, s: int = 1, p: int = 0, d: int = 1, *,
         return draw_conv(i, k, s, p, d, step=step, ax=ax)
 
     first = draw(0)
+    first.figure.set_dpi(dpi)
     frames = first.output_size**2
     if frames > max_frames:
         raise ValueError(f"the output has {frames} positions, more than max_frames="
@@ -371,7 +373,7 @@ def draw_matrix(C: torch.Tensor | np.ndarray, *, input_width: int | None = None,
         raise ValueError(f"input_width={input_width} does not divide the {cols} columns of C; "
                          f"pass a positive divisor of {cols} or None")
     if ax is None:
-        figure = Figure(figsize=(min(0.45 * cols + 1.5, 14), min(0.45 * rows + 1.0, 10)), dpi=80)
+        figure = Figure(figsize=(min(0.45 * cols + 1.5, 14), min(0.45 * rows + 1.0, 10)), dpi=100)
         ax = figure.add_subplot()
     figure = ax.figure
     image = _heat_map(ax, values)
