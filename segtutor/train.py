@@ -123,6 +123,7 @@ def _rng_state(generators: list[torch.Generator]) -> dict[str, Any]:
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "mps": torch.mps.get_rng_state() if torch.backends.mps.is_available() else None,
         "numpy": {
             "key": numpy_state["state"]["key"].astype(np.int64).tolist(),
             "pos": int(numpy_state["state"]["pos"]),
@@ -140,6 +141,8 @@ def _set_rng_state(state: dict[str, Any], generators: list[torch.Generator] | No
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda"])
+    if state["mps"] is not None and torch.backends.mps.is_available():
+        torch.mps.set_rng_state(state["mps"])
     saved = state["numpy"]
     np.random.set_state({
         "bit_generator": "MT19937",
