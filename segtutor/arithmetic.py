@@ -21,7 +21,7 @@ import copy
 import math
 import numbers
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import partial
 
@@ -466,29 +466,76 @@ class Upsample:
     mode: str = "nearest"
 
 
+Interval = tuple[int, int]
+
+
 @dataclass(frozen=True)
 class _Step:
-    """One layer along one axis, as Distill's recurrences see it.
+    """One layer along one axis.
 
-    ``span`` is the distance between the first and last input a unit reads (``d(k - 1)``
-    for a convolution), ``stride`` and ``padding`` map an output index ``u`` to the first
-    input index ``u * stride - padding``. All three may be fractions for upsampling.
+    For Distill's recurrences: ``span`` is the distance between the first and last input a
+    unit reads (``d(k - 1)`` for a convolution); ``stride`` and ``padding`` map output
+    index ``u`` to the first input index ``u * stride - padding``. They are fractions for
+    upsampling layers. ``back`` maps an interval of output indices to the exact interval
+    of input indices it reads; ``output_size`` maps an input size to the output size.
     """
 
     span: Fraction
     stride: Fraction
     padding: Fraction
+    back: Callable[[int, int], Interval]
     output_size: Callable[[int], int]
 
 
+def _window_back(k: int, s: int, p: int, d: int) -> Callable[[int, int], Interval]:
+    """Convolution or pooling: outputs ``a..b`` read inputs ``a*s - p .. b*s - p + d(k-1)``."""
+    return lambda a, b: (a * s - p, b * s - p + d * (k - 1))
+
+
+def _transpose_back(k: int, s: int, p: int, d: int) -> Callable[[int, int], Interval]:
+    """Transposed convolution: input ``u`` writes to outputs ``u*s - p + t*d``, t < k.
+
+    Returns the first and last input that writes into outputs ``a..b`` (with dilation
+    some inputs in between may write nothing there).
+    """
+    def writes_into(u: int, a: int, b: int) -> bool:
+        first_tap = max(0, -((u * s - p - a) // d))  # smallest t with u*s - p + t*d >= a
+        return first_tap < k and u * s - p + first_tap * d <= b
+
+    def back(a: int, b: int) -> Interval:
+        lo, hi = -((d * (k - 1) - p - a) // s), (b + p) // s
+        while lo <= hi and not writes_into(lo, a, b):
+            lo += 1
+        while hi >= lo and not writes_into(hi, a, b):
+            hi -= 1
+        return lo, hi
+
+    return back
+
+
+def _nearest_back(f: Fraction) -> Callable[[int, int], Interval]:
+    """Nearest upsampling: output ``j`` copies input ``floor(j / f)``."""
+    return lambda a, b: (math.floor(a / f), math.floor(b / f))
+
+
+def _bilinear_back(f: Fraction) -> Callable[[int, int], Interval]:
+    """Bilinear upsampling (align_corners=False): output ``j`` sits at ``c = (j + 1/2)/f - 1/2``
+    and mixes inputs ``floor(c)`` and ``floor(c) + 1``; the second has weight 0 when ``c``
+    is a whole number (away from the borders, where PyTorch clamps)."""
+    def centre(j: int) -> Fraction:
+        return (j + Fraction(1, 2)) / f - Fraction(1, 2)
+
+    return lambda a, b: (math.floor(centre(a)), math.ceil(centre(b)))
+
+
 def _conv_steps(k, s, p, d) -> list[_Step]:
-    return [_Step(Fraction(d_ * (k_ - 1)), Fraction(s_), Fraction(p_),
+    return [_Step(Fraction(d_ * (k_ - 1)), Fraction(s_), Fraction(p_), _window_back(k_, s_, p_, d_),
                   partial(conv_output_size, k=k_, s=s_, p=p_, d=d_))
             for k_, s_, p_, d_ in zip(k, s, p, d, strict=True)]
 
 
 def _pool_steps(k, s, p, d, ceil_mode: bool) -> list[_Step]:
-    return [_Step(Fraction(d_ * (k_ - 1)), Fraction(s_), Fraction(p_),
+    return [_Step(Fraction(d_ * (k_ - 1)), Fraction(s_), Fraction(p_), _window_back(k_, s_, p_, d_),
                   partial(pool_output_size, k=k_, s=s_, p=p_, d=d_, ceil_mode=ceil_mode))
             for k_, s_, p_, d_ in zip(k, s, p, d, strict=True)]
 
@@ -497,20 +544,26 @@ def _conv_transpose_steps(k, s, p, d, op) -> list[_Step]:
     # Zero insertion (stride 1/s), then a stride-1 convolution over the stretched input
     # with padding d(k-1) - p: measured in input pixels, span and padding divide by s.
     return [_Step(Fraction(d_ * (k_ - 1), s_), Fraction(1, s_), Fraction(d_ * (k_ - 1) - p_, s_),
+                  _transpose_back(k_, s_, p_, d_),
                   partial(conv_transpose_output_size, k=k_, s=s_, p=p_, d=d_, output_padding=o_))
             for k_, s_, p_, d_, o_ in zip(k, s, p, d, op, strict=True)]
 
 
 def _upsample_steps(factors: Sequence[Fraction], mode: str) -> list[_Step]:
-    # Nearest: output j reads input floor(j / f). Bilinear (align_corners=False): output j
-    # sits at (j + 0.5)/f - 0.5 and reads the two inputs around it, so span 1 and the first
-    # input is floor(j/f - (f - 1)/(2f)).
+    # Nearest reads one input (span 0) starting at j/f; bilinear reads two (span 1)
+    # starting at floor(j/f - (f - 1)/(2f)).
     steps = []
     for f in factors:
-        span, padding = (Fraction(0), Fraction(0)) if mode == "nearest" else (
-            Fraction(1), (f - 1) / (2 * f))
-        steps.append(_Step(span, 1 / f, padding, lambda i, f=f: math.floor(i * f)))
+        if mode == "nearest":
+            span, padding, back = Fraction(0), Fraction(0), _nearest_back(f)
+        else:
+            span, padding, back = Fraction(1), (f - 1) / (2 * f), _bilinear_back(f)
+        steps.append(_Step(span, 1 / f, padding, back, lambda i, f=f: math.floor(i * f)))
     return steps
+
+
+def _identity_back(a: int, b: int) -> Interval:
+    return a, b
 
 
 _IDENTITY_MODULES: tuple[type[nn.Module], ...] = (
@@ -589,7 +642,7 @@ def _check_upsample(name: str, factors: Sequence[Number], mode: str) -> None:
 def _module_steps(module: nn.Module, name: str) -> list[_Step]:
     """Steps for a single (non-container) ``nn.Module``."""
     if isinstance(module, _IDENTITY_MODULES):
-        return [_Step(Fraction(0), Fraction(1), Fraction(0), lambda i: i)] * 2
+        return [_Step(Fraction(0), Fraction(1), Fraction(0), _identity_back, lambda i: i)] * 2
     if isinstance(module, nn.ConvTranspose2d):
         return _spec_steps(ConvTranspose(module.kernel_size, module.stride, module.padding,
                                          module.dilation, module.output_padding), name)
@@ -672,9 +725,12 @@ class LayerField:
 
     Each quantity is a pair (height, width): ``size`` r, ``stride`` S (the input distance
     between neighbouring output units) and ``padding`` P (how far the first unit's field
-    starts before the input). After upsampling layers they may be ``Fraction``: S = 1/2
-    means two output units per input pixel, and a fractional r is the *average* field
-    over output positions (the exact one is ``floor(r)`` or ``ceil(r)``, by position).
+    starts before the input), from Distill's recurrences. Without upsampling they are
+    integers and exact. Upsampling layers enter with stride ``1/f`` and the quantities
+    become ``Fraction``s: S = 1/2 means two output units per input pixel, while r is then
+    only an estimate, because the exact extent changes with the unit's position (a zero
+    inserted by a transposed convolution or an exactly aligned bilinear sample reads
+    nothing). :meth:`region` is exact in every case.
     """
 
     index: int
@@ -684,18 +740,22 @@ class LayerField:
     stride: tuple[Number, Number]
     padding: tuple[Number, Number]
     output_size: tuple[int, int] | None = None
+    back: tuple[tuple[Callable[[int, int], Interval], ...], ...] = field(
+        default=((), ()), repr=False, compare=False)
 
-    def region(self, row: int, col: int) -> tuple[tuple[Number, Number], tuple[Number, Number]]:
-        """Input rows and columns ``(first, last)`` seen by output unit ``(row, col)``.
+    def region(self, row: int, col: int) -> tuple[Interval, Interval]:
+        """Input rows and columns ``(first, last)`` that output unit ``(row, col)`` reads.
 
-        ``first = u * S - P`` and ``last = first + r - 1`` (Distill's eq. for u_0, v_0);
-        values below 0 or beyond the input fall in the padding. Exact for stacks without
-        upsampling; with upsampling the true pixels lie within ``floor(first)..ceil(last)``.
+        Found by mapping the unit back through every layer. Without upsampling this is
+        Distill's ``first = u * S - P``, ``last = first + r - 1``. Values below 0 or beyond
+        the input lie in the padding (a unit near the border sees less real input).
         """
         out = []
-        for u, r, s, p in zip((row, col), self.size, self.stride, self.padding, strict=True):
-            first = _as_int("output index", u) * s - p
-            out.append((_as_number(Fraction(first)), _as_number(Fraction(first + r - 1))))
+        for u, chain in zip((row, col), self.back, strict=True):
+            first = last = _as_int("output index", u)
+            for back in reversed(chain):
+                first, last = back(first, last)
+            out.append((first, last))
         return out[0], out[1]
 
 
@@ -739,11 +799,14 @@ def receptive_field(
     ``r += d(k - 1) * S``, ``P += p * S`` and ``S *= s``, starting from ``r = S = 1, P = 0``;
     summed out, ``r = 1 + sum_l d_l(k_l - 1) prod_{i<l} s_i`` and ``S = prod_l s_l``.
 
-    Upsampling layers have stride ``1/f``: ``S`` and ``r`` become exact ``Fraction``s.
-    Nearest upsampling reads one input (span 0), bilinear two (span 1), a transposed
-    convolution ``d(k - 1)/s`` input pixels after its ``s - 1`` inserted zeros. A residual
-    block's field is that of its main path, because its shortcut (identity or a 1x1
-    convolution) sees a subset of the same pixels.
+    Upsampling layers have stride ``1/f`` and make ``S``, ``P`` and ``r`` ``Fraction``s:
+    nearest upsampling reads one input (span 0), bilinear two (span 1), a transposed
+    convolution is ``s - 1`` inserted zeros (stride ``1/s``) followed by a stride-1
+    convolution (span ``d(k - 1)/s`` in input pixels). ``S`` stays exact, but ``r`` is then
+    an estimate: the exact extent depends on the unit's position, and
+    :meth:`LayerField.region` gives it. A residual block's field is that of its main path,
+    because its shortcut (identity, or a strided 1x1 convolution) reads a subset of the
+    same pixels.
 
     Args:
         layers: a list of :class:`Conv`, :class:`Pool`, :class:`ConvTranspose`,
@@ -766,6 +829,7 @@ def receptive_field(
     if sizes is not None and min(sizes) < 1:
         raise ValueError(f"input_size must be positive, got {tuple(sizes)}")
     r, stride, padding = [Fraction(1)] * 2, [Fraction(1)] * 2, [Fraction(0)] * 2
+    chains: tuple[list, list] = ([], [])
     table = []
     for index, (name, layer) in enumerate(named):
         label = f"layer {index} ({name})" if name != str(index) else f"layer {index}"
@@ -775,6 +839,7 @@ def receptive_field(
             r[axis] += step.span * stride[axis]
             padding[axis] += step.padding * stride[axis]
             stride[axis] *= step.stride
+            chains[axis].append(step.back)
             if sizes is not None:
                 try:
                     sizes[axis] = step.output_size(sizes[axis])
@@ -786,6 +851,7 @@ def receptive_field(
             stride=(_as_number(stride[0]), _as_number(stride[1])),
             padding=(_as_number(padding[0]), _as_number(padding[1])),
             output_size=None if sizes is None else (sizes[0], sizes[1]),
+            back=(tuple(chains[0]), tuple(chains[1])),
         ))
     return ReceptiveFieldTable(tuple(table))
 
@@ -815,7 +881,7 @@ def _positive_probe(network: nn.Module) -> nn.Module:
     Max pooling routes the gradient to one pixel per window, so it becomes an average
     pool with the same window, stride, padding and ceil mode (same geometry).
     """
-    probe = copy.deepcopy(network).double().eval().requires_grad_(False)
+    probe = nn.Sequential(copy.deepcopy(network)).double().eval().requires_grad_(False)
     for parent in probe.modules():
         for child_name, child in parent.named_children():
             if isinstance(child, nn.MaxPool2d):
