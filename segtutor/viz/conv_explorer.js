@@ -270,69 +270,93 @@ const SVG_NS = "http://www.w3.org/2000/svg";
 const MAX_WIDTH = 640; // px available for input grid + gap + output grid
 const GAP_CELLS = 2;
 const PLAY_INTERVAL_MS = 700;
-const DEFAULT_LIMITS = { i: [1, 12], k: [1, 5], s: [1, 4], p: [0, 5], d: [1, 3], output_padding: [0, 3] };
+// Slider ranges when Python sends none (it sends segtutor.viz.widgets.LIMITS as _limits).
+const DEFAULT_LIMITS = { i: [1, 10], k: [1, 5], s: [1, 3], p: [0, 5], d: [1, 3], output_padding: [0, 2] };
 const NUMERIC_SETTINGS = ["i", "k", "s", "p", "d", "output_padding"];
+
+// The drawing works in cell units: one cell is the unit square, and a single scale() on the
+// scene turns cells into pixels. So a change of cell size touches one attribute, and the
+// output grid's cells keep their coordinates when the output grows or shrinks: a redraw only
+// adds or removes the rows and columns that changed (fast even for thousands of cells).
 
 function cellSizeFor(axis) {
   const cells = axis.last - axis.first + 1 + GAP_CELLS + axis.outputSize;
   return Math.max(6, Math.min(28, Math.floor(MAX_WIDTH / cells)));
 }
 
-/** Rectangles for the input side: a dashed grid over every cell, solid blue inputs on top. */
-function inputSideMarkup(axis, size) {
+/** The input side, in cell units from the first drawn cell: dashed grid, blue inputs. */
+function inputSideMarkup(axis) {
   const span = axis.last - axis.first + 1;
-  const px = (x) => (x - axis.first) * size;
-  const total = span * size;
   const lines = [];
-  for (let n = 0; n <= span; n++) {
-    lines.push(`M${n * size} 0V${total}M0 ${n * size}H${total}`);
-  }
-  const parts = [
-    `<path class="ce-grid" d="${lines.join("")}" fill="none" stroke="${COLORS.padding}" stroke-width="1" stroke-dasharray="3 2"/>`,
-  ];
+  for (let n = 0; n <= span; n++) lines.push(`M${n} 0V${span}M0 ${n}H${span}`);
+  const parts = [`<path class="ce-grid" d="${lines.join("")}" fill="none" stroke="${COLORS.padding}"/>`];
   const read = readCoordinates(axis);
   for (let y = axis.first; y <= axis.last; y++) {
     for (let x = axis.first; x <= axis.last; x++) {
       const kindX = axis.kind(x);
       const kindY = axis.kind(y);
+      const at = `x="${x - axis.first}" y="${y - axis.first}" width="1" height="1"`;
       if (kindX === "cropped" || kindY === "cropped") {
-        parts.push(`<rect class="ce-cropped-cell" x="${px(x)}" y="${px(y)}" width="${size}" height="${size}"/>`);
+        parts.push(`<rect class="ce-cropped-cell" ${at}/>`);
       } else if (kindX === "input" && kindY === "input") {
         const faded = read.has(x) && read.has(y) ? "" : " ce-unread";
-        parts.push(
-          `<rect class="ce-input-cell${faded}" x="${px(x)}" y="${px(y)}" width="${size}" height="${size}" fill="${COLORS.input}"/>`,
-        );
+        parts.push(`<rect class="ce-input-cell${faded}" ${at} fill="${COLORS.input}"/>`);
       }
     }
   }
   return parts.join("");
 }
 
-function outputSideMarkup(o, size) {
+function footprintMarkup(axis, row, col) {
   const parts = [];
-  for (let row = 0; row < o; row++) {
-    for (let col = 0; col < o; col++) {
-      parts.push(
-        `<rect class="ce-output-cell" data-row="${row}" data-col="${col}" x="${col * size}" y="${row * size}" ` +
-          `width="${size}" height="${size}" fill="${COLORS.output}"/>`,
-      );
+  for (const y of footprint(axis, row)) {
+    for (const x of footprint(axis, col)) {
+      parts.push(`<rect x="${x - axis.first}" y="${y - axis.first}" width="1" height="1"/>`);
     }
   }
   return parts.join("");
 }
 
-function footprintMarkup(axis, size, position) {
-  const o = axis.outputSize;
-  const row = Math.floor(position / o);
-  const col = position % o;
-  const px = (x) => (x - axis.first) * size;
-  const parts = [];
-  for (const y of footprint(axis, row)) {
-    for (const x of footprint(axis, col)) {
-      parts.push(`<rect x="${px(x)}" y="${px(y)}" width="${size}" height="${size}"/>`);
-    }
+/** Keeps an n×n grid of output cells (unit squares), adding and removing only what changes. */
+class OutputGrid {
+  constructor(group) {
+    this.group = group;
+    this.rows = []; // rows[r][c] is the rect of output cell (r, c)
   }
-  return { markup: parts.join(""), row, col };
+
+  resize(n) {
+    while (this.rows.length > n) this.rows.pop().forEach((cell) => cell.remove());
+    const added = document.createDocumentFragment();
+    this.rows.forEach((cells, r) => {
+      while (cells.length > n) cells.pop().remove();
+      while (cells.length < n) cells.push(this.cell(r, cells.length, added));
+    });
+    while (this.rows.length < n) {
+      const r = this.rows.length;
+      this.rows.push(Array.from({ length: n }, (_, c) => this.cell(r, c, added)));
+    }
+    this.group.appendChild(added);
+    this.group.dataset.rows = String(n);
+    this.group.dataset.cols = String(n);
+  }
+
+  cell(row, col, parent) {
+    const rect = document.createElementNS(SVG_NS, "rect");
+    rect.setAttribute("class", "ce-output-cell");
+    rect.setAttribute("x", String(col));
+    rect.setAttribute("y", String(row));
+    rect.setAttribute("width", "1");
+    rect.setAttribute("height", "1");
+    rect.setAttribute("fill", COLORS.output);
+    rect.dataset.row = String(row);
+    rect.dataset.col = String(col);
+    parent.appendChild(rect);
+    return rect;
+  }
+
+  at(row, col) {
+    return this.rows[row][col];
+  }
 }
 
 function legendMarkup() {
@@ -372,10 +396,14 @@ function skeleton(limits) {
     <div class="ce-formula" data-testid="ce-formula"></div>
     <div class="ce-error" data-testid="ce-error" role="alert"></div>
     <svg class="ce-drawing" data-testid="ce-drawing" xmlns="${SVG_NS}" role="img">
-      <g class="ce-input-side" data-testid="ce-input-grid"></g>
-      <g class="ce-footprint" fill="${COLORS.kernel}" fill-opacity="${COLORS.kernelOpacity}"></g>
-      <g class="ce-output-side" data-testid="ce-output-grid"></g>
-      <rect class="ce-current" fill="${COLORS.kernel}" fill-opacity="${COLORS.kernelOpacity}"/>
+      <g class="ce-scene">
+        <g class="ce-input-side" data-testid="ce-input-grid"></g>
+        <g class="ce-footprint" fill="${COLORS.kernel}" fill-opacity="${COLORS.kernelOpacity}"></g>
+        <g class="ce-output-side">
+          <g data-testid="ce-output-grid"></g>
+          <rect class="ce-current" width="1" height="1" fill="${COLORS.kernel}" fill-opacity="${COLORS.kernelOpacity}"/>
+        </g>
+      </g>
     </svg>
     <div class="ce-legend">${legendMarkup()}</div>`;
 }
@@ -396,12 +424,14 @@ function render({ model, el }) {
 
   const find = (testid) => root.querySelector(`[data-testid="${testid}"]`);
   const svg = find("ce-drawing");
+  const scene = root.querySelector(".ce-scene");
   const inputSide = find("ce-input-grid");
-  const outputSide = find("ce-output-grid");
+  const outputSide = root.querySelector(".ce-output-side");
+  const outputGrid = new OutputGrid(find("ce-output-grid"));
   const footprintGroup = root.querySelector(".ce-footprint");
   const current = root.querySelector(".ce-current");
   const playButton = find("ce-play");
-  const state = { explained: null, size: 0, position: 0, timer: null };
+  const state = { explained: null, position: 0, timer: null, currentCell: null };
 
   function syncControls(c) {
     for (const name of NUMERIC_SETTINGS) {
@@ -414,22 +444,48 @@ function render({ model, el }) {
 
   function showPosition() {
     const { axis } = state.explained;
-    const { markup, row, col } = footprintMarkup(axis, state.size, state.position);
-    footprintGroup.innerHTML = markup;
-    const span = axis.last - axis.first + 1 + GAP_CELLS;
-    current.setAttribute("x", String((span + col) * state.size));
-    current.setAttribute("y", String(outputTop(axis) * state.size + row * state.size));
-    current.setAttribute("width", String(state.size));
-    current.setAttribute("height", String(state.size));
     const o = axis.outputSize;
-    outputSide.querySelector(".ce-current-cell")?.classList.remove("ce-current-cell");
-    outputSide.querySelector(`[data-row="${row}"][data-col="${col}"]`).classList.add("ce-current-cell");
+    const row = Math.floor(state.position / o);
+    const col = state.position % o;
+    footprintGroup.innerHTML = footprintMarkup(axis, row, col);
+    current.setAttribute("x", String(col));
+    current.setAttribute("y", String(row));
+    state.currentCell?.classList.remove("ce-current-cell");
+    state.currentCell = outputGrid.at(row, col);
+    state.currentCell.classList.add("ce-current-cell");
     find("ce-position").textContent = `output (${row}, ${col}) — position ${state.position + 1} of ${o * o}`;
   }
 
-  function outputTop(axis) {
+  function draw(c, axis) {
+    const size = cellSizeFor(axis);
     const span = axis.last - axis.first + 1;
-    return Math.max(0, Math.floor((span - axis.outputSize) / 2));
+    const o = axis.outputSize;
+    const top = Math.max(0, Math.floor((span - o) / 2));
+    scene.setAttribute("transform", `scale(${size})`);
+    svg.classList.toggle("ce-fine", size < 12); // lighter dashes where cells are small
+    inputSide.innerHTML = inputSideMarkup(axis);
+    outputSide.setAttribute("transform", `translate(${span + GAP_CELLS} ${top})`);
+    state.currentCell?.classList.remove("ce-current-cell");
+    state.currentCell = null;
+    outputGrid.resize(o);
+    const width = (span + GAP_CELLS + o) * size + 2;
+    const height = Math.max(span, top + o) * size + 2;
+    svg.setAttribute("width", String(width));
+    svg.setAttribute("height", String(height));
+    svg.setAttribute("viewBox", `-1 -1 ${width} ${height}`);
+    svg.setAttribute(
+      "aria-label",
+      `${c.transposed ? "transposed convolution" : "convolution"}: ${c.i}×${c.i} input, ${o}×${o} output`,
+    );
+    showPosition();
+  }
+
+  function clear() {
+    inputSide.innerHTML = "";
+    footprintGroup.innerHTML = "";
+    state.currentCell = null;
+    outputGrid.resize(0);
+    find("ce-position").textContent = "";
   }
 
   function redraw() {
@@ -440,41 +496,10 @@ function render({ model, el }) {
     state.explained = explained.ok ? explained : null;
     state.position = 0;
     find("ce-error").textContent = explained.ok ? "" : `Impossible: ${explained.error}`;
+    find("ce-formula").textContent = explained.ok ? explained.formula.join("\n") : "";
     root.classList.toggle("ce-invalid", !explained.ok);
-    if (explained.ok) {
-      const { axis } = explained;
-      const size = cellSizeFor(axis);
-      state.size = size;
-      const span = axis.last - axis.first + 1;
-      const top = outputTop(axis);
-      find("ce-formula").textContent = explained.formula.join("\n");
-      inputSide.innerHTML = inputSideMarkup(axis, size);
-      outputSide.innerHTML = outputSideMarkup(axis.outputSize, size);
-      outputSide.setAttribute("transform", `translate(${(span + GAP_CELLS) * size} ${top * size})`);
-      outputSide.dataset.rows = String(axis.outputSize);
-      outputSide.dataset.cols = String(axis.outputSize);
-      const width = (span + GAP_CELLS + axis.outputSize) * size + 1;
-      const height = Math.max(span, top + axis.outputSize) * size + 1;
-      svg.setAttribute("width", String(width));
-      svg.setAttribute("height", String(height));
-      svg.setAttribute("viewBox", `-0.5 -0.5 ${width} ${height}`);
-      svg.setAttribute(
-        "aria-label",
-        `${c.transposed ? "transposed convolution" : "convolution"}: ${c.i}×${c.i} input, ` +
-          `${axis.outputSize}×${axis.outputSize} output`,
-      );
-      showPosition();
-    } else {
-      find("ce-formula").textContent = "";
-      inputSide.innerHTML = "";
-      outputSide.innerHTML = "";
-      footprintGroup.innerHTML = "";
-      current.setAttribute("width", "0");
-      current.setAttribute("height", "0");
-      outputSide.dataset.rows = "0";
-      outputSide.dataset.cols = "0";
-      find("ce-position").textContent = "";
-    }
+    if (explained.ok) draw(c, explained.axis);
+    else clear();
     publish(explained);
     root.dataset.redrawMs = (performance.now() - started).toFixed(3);
   }

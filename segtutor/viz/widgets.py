@@ -30,12 +30,12 @@ _HERE = Path(__file__).parent
 #: Range of every numeric control, inclusive (the sliders' min and max). Kept small so that
 #: every configuration draws at a readable cell size and redraws within a frame.
 LIMITS: dict[str, tuple[int, int]] = {
-    "i": (1, 12),
+    "i": (1, 10),
     "k": (1, 5),
-    "s": (1, 4),
+    "s": (1, 3),
     "p": (0, 5),
     "d": (1, 3),
-    "output_padding": (0, 3),
+    "output_padding": (0, 2),
 }
 
 _MEANINGS = {
