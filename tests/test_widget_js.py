@@ -148,15 +148,17 @@ def test_js_never_read_cells_are_those_without_gradient_in_pytorch():
 
 
 @needs_node
-def test_js_module_exports_a_render_function_for_anywidget():
+def test_js_module_exports_render_for_anywidget_and_the_python_limits():
     script = (
         "const src = require('fs').readFileSync(process.argv[1], 'utf8');"
         "import('data:text/javascript;base64,' + Buffer.from(src).toString('base64'))"
-        ".then(m => console.log(typeof m.default.render))"
+        ".then(m => console.log(JSON.stringify([typeof m.default.render, m.DEFAULT_LIMITS])))"
     )
     out = subprocess.run([NODE, "-e", script, str(MODULE)], capture_output=True, text=True,
                          check=True, timeout=60)
-    assert out.stdout.strip() == "function"
+    render, limits = json.loads(out.stdout)
+    assert render == "function"
+    assert limits == {name: list(bounds) for name, bounds in LIMITS.items()}
 
 
 # ----------------------------------------------------------------------- the Python side

@@ -271,7 +271,7 @@ const MAX_WIDTH = 640; // px available for input grid + gap + output grid
 const GAP_CELLS = 2;
 const PLAY_INTERVAL_MS = 700;
 // Slider ranges when Python sends none (it sends segtutor.viz.widgets.LIMITS as _limits).
-const DEFAULT_LIMITS = { i: [1, 10], k: [1, 5], s: [1, 3], p: [0, 5], d: [1, 3], output_padding: [0, 2] };
+export const DEFAULT_LIMITS = { i: [1, 10], k: [1, 5], s: [1, 3], p: [0, 5], d: [1, 3], output_padding: [0, 2] };
 const NUMERIC_SETTINGS = ["i", "k", "s", "p", "d", "output_padding"];
 
 // The drawing works in cell units: one cell is the unit square, and a single scale() on the
