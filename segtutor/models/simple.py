@@ -8,12 +8,13 @@ entirely, so almost all of that work is repeated. A fully convolutional network
 (Long et al., 2015, https://arxiv.org/abs/1411.4038) computes the features of every
 position once and labels all pixels in one forward pass.
 
-To make the chapter's speed comparison fair, both networks here use the *same*
-convolutional layers (:class:`ConvFeatures`: two 3x3 conv-BN-ReLU blocks, a 2x2 max
-pooling, two more blocks at double width). :class:`PatchClassifier` ends in a fully
-connected layer over the whole pooled patch; :class:`TinyFCN` ends in a 1x1 convolution
-and bilinear upsampling. An output pixel of :class:`TinyFCN` depends on an input
-window of about 16 x 16 pixels, comparable to the default 15 x 15 patch.
+To make the chapter's comparison fair, both networks here use the *same* convolutional
+layers (:class:`ConvFeatures`: pairs of 3x3 conv-BN-ReLU blocks at three resolutions,
+with 2x2 max pooling in between) and see the same amount of context:
+:class:`PatchClassifier` ends in a fully connected layer over the whole pooled patch;
+:class:`TinyFCN` ends in a 1x1 convolution and bilinear upsampling, and each of its
+output pixels depends on an input window of 36 x 36 pixels, matched by the default
+35 x 35 patch.
 """
 
 from __future__ import annotations
@@ -49,9 +50,10 @@ def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
 class ConvFeatures(nn.Sequential):
     """The feature extractor both chapter-1 networks share.
 
-    ``[N, in_channels, H, W] -> [N, 2 * width, H // 2, W // 2]``: two 3x3 blocks at full
-    resolution, a 2x2 max pooling, two 3x3 blocks at half resolution. The receptive field
-    of one output cell is 14 x 14 input pixels.
+    ``[N, in_channels, H, W] -> [N, 4 * width, H // 4, W // 4]``: two 3x3 blocks with
+    ``width`` channels at full resolution, two with ``2 * width`` at half resolution and two
+    with ``4 * width`` at quarter resolution, with 2x2 max pooling in between. One output
+    cell sees 32 x 32 input pixels (its receptive field).
     """
 
     def __init__(self, in_channels: int, width: int) -> None:
@@ -61,8 +63,12 @@ class ConvFeatures(nn.Sequential):
             nn.MaxPool2d(2),
             conv_bn_relu(width, 2 * width),
             conv_bn_relu(2 * width, 2 * width),
+            nn.MaxPool2d(2),
+            conv_bn_relu(2 * width, 4 * width),
+            conv_bn_relu(4 * width, 4 * width),
         )
-        self.out_channels = 2 * width
+        self.out_channels = 4 * width
+        self.downsampling = 4
 
 
 class TinyFCN(nn.Module):
@@ -71,15 +77,15 @@ class TinyFCN(nn.Module):
     Args:
         num_classes: number of output classes.
         in_channels: channels of the input images.
-        width: channels of the first blocks (the last two have ``2 * width``).
+        width: channels of the first blocks (then ``2 * width`` and ``4 * width``).
 
-    ``forward`` takes ``float[N, in_channels, H, W]`` with ``H, W >= min_size`` (4: below
-    that the half-resolution map has a single cell, which batch norm cannot normalise
-    when training on one image) and returns logits ``float[N, num_classes, H, W]``. Odd
-    sizes are zero-padded to even ones and the output is cropped back.
+    ``forward`` takes ``float[N, in_channels, H, W]`` with ``H, W >= min_size`` (8, so that
+    the quarter-resolution map has at least 2 x 2 cells, which batch norm needs when
+    training on one image) and returns logits ``float[N, num_classes, H, W]``. Sizes that
+    are not multiples of 4 are zero-padded up to one and the output is cropped back.
     """
 
-    min_size = 4
+    min_size = 8
 
     def __init__(self, num_classes: int, in_channels: int = 3, width: int = 32) -> None:
         super().__init__()
@@ -90,7 +96,7 @@ class TinyFCN(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         check_input(x, self.in_channels, self.min_size, "tiny_fcn")
-        padded, pads = pad_to_multiple(x, 2)
+        padded, pads = pad_to_multiple(x, self.features.downsampling)
         logits = self.classifier(self.features(padded))
         logits = F.interpolate(logits, size=padded.shape[-2:], mode="bilinear",
                                align_corners=False)
@@ -103,26 +109,26 @@ class PatchClassifier(nn.Module):
     Args:
         num_classes: number of output classes.
         in_channels: channels of the input patches.
-        patch_size: odd side of the square patch, at least 3; the label belongs to the
-            patch's centre pixel.
+        patch_size: odd side of the square patch, at least 5; the label belongs to the
+            patch's centre pixel. The default, 35, matches :class:`TinyFCN`'s receptive field.
         width: channels of the first blocks, as in :class:`TinyFCN`.
 
     ``forward`` takes ``float[N, in_channels, patch_size, patch_size]`` and returns logits
     ``float[N, num_classes]``. :func:`segment_by_patches` uses it to label whole images.
     """
 
-    def __init__(self, num_classes: int, in_channels: int = 3, patch_size: int = 15,
+    def __init__(self, num_classes: int, in_channels: int = 3, patch_size: int = 35,
                  width: int = 32) -> None:
         super().__init__()
         check_positive_int(patch_size, "patch_size")
-        if patch_size < 3 or patch_size % 2 == 0:
-            raise ValueError(f"patch_size must be odd and >= 3 (so that a centre pixel exists), "
-                             f"got {patch_size}")
+        if patch_size < 5 or patch_size % 2 == 0:
+            raise ValueError(f"patch_size must be odd (so that a centre pixel exists) and >= 5 "
+                             f"(so that two poolings leave a cell), got {patch_size}")
         self.num_classes = check_positive_int(num_classes, "num_classes")
         self.in_channels = check_positive_int(in_channels, "in_channels")
         self.patch_size = patch_size
         self.features = ConvFeatures(in_channels, check_positive_int(width, "width"))
-        pooled = patch_size // 2
+        pooled = patch_size // self.features.downsampling
         self.classifier = nn.Sequential(
             nn.Flatten(), nn.Linear(self.features.out_channels * pooled * pooled, num_classes)
         )
@@ -142,7 +148,7 @@ def tiny_fcn(*, num_classes: int, in_channels: int = 3, width: int = 32) -> Tiny
 
 
 @register(task="classification", tiny_kwargs={"width": 4})
-def patch_classifier(*, num_classes: int, in_channels: int = 3, patch_size: int = 15,
+def patch_classifier(*, num_classes: int, in_channels: int = 3, patch_size: int = 35,
                      width: int = 32) -> PatchClassifier:
     """A centre-pixel patch classifier for chapter 1; see :class:`PatchClassifier`."""
     return PatchClassifier(num_classes, in_channels, patch_size, width)
