@@ -96,7 +96,9 @@ HTML_MANAGER = NpmPackage(
     "@jupyter-widgets/html-manager", "1.0.15",
     "sha512-5thBIV6ymNgmPVOHvzx+gGy8ZSKmSazhtGw4/c4xJDVzRhG9PTeQsRjF3FUTopvFi//SABeNz1yp47bCrJ3CQA==",
     folder="html-manager", strip="dist/",
-    patterns=("embed-amd.js", "*.woff2", "*.woff", "*.ttf", "*.eot", "*.svg"),
+    # Icon fonts: browsers take the first format they support from the CSS; IE's .eot and the
+    # old .svg fonts (2 MB) are never requested by a current browser.
+    patterns=("embed-amd.js", "*.woff2", "*.woff", "*.ttf"),
 )
 MATHJAX = NpmPackage(
     "mathjax", "3.2.2",
