@@ -583,6 +583,8 @@ def _short(layer: object) -> str:
     def part(letter: str, value: object, default: object) -> str:
         if isinstance(value, (tuple, list)):
             value = value[0] if len(set(value)) == 1 else "x".join(map(str, value))
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
         return "" if value == default else f" {letter}{value}"
 
     kind = type(layer).__name__

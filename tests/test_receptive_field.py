@@ -294,3 +294,41 @@ def test_table_prints_one_row_per_layer():
     assert len(lines) == 2 + 3
     assert lines[0].split() == ["#", "layer", "r", "S", "P", "output"]
     assert lines[-1].split()[1:] == ["Upsample", "x2", "nearest", "4", "1", "1", "8x8"]
+
+
+# --------------------------------------------------------------------------- the static figure
+
+
+def test_plot_draws_the_region_of_the_chosen_unit():
+    from matplotlib.patches import Rectangle
+
+    from segtutor.viz.diagrams import KERNEL_COLOR
+    from segtutor.viz.receptive import plot_receptive_field
+
+    network = nn.Sequential(nn.Conv2d(1, 1, 3, padding=1), nn.MaxPool2d(2), nn.Conv2d(1, 1, 5))
+    drawn = plot_receptive_field(network, 20, unit=(0, 3), image=torch.rand(1, 20, 20))
+    rows, cols = receptive_field(network).overall.region(0, 3)
+    assert drawn.region == (rows, cols) and rows[0] < 0  # this unit's field reaches the padding
+    footprints = [p for p in drawn.axes[0].patches
+                  if isinstance(p, Rectangle) and p.get_facecolor()[:3] == _rgb(KERNEL_COLOR)]
+    assert [(p.get_x(), p.get_y(), p.get_width(), p.get_height()) for p in footprints] == [
+        (cols[0] - 0.5, rows[0] - 0.5, cols[1] - cols[0] + 1, rows[1] - rows[0] + 1)]
+    assert drawn._repr_png_().startswith(b"\x89PNG")
+
+
+def _rgb(color):
+    from matplotlib.colors import to_rgb
+
+    return to_rgb(color)
+
+
+def test_plot_refuses_bad_arguments():
+    from segtutor.viz.receptive import plot_receptive_field
+
+    layers = [Conv(3), Pool(2)]
+    with pytest.raises(ValueError, match=r"unit=\(4, 0\) is outside the 4x4 output of layer 1"):
+        plot_receptive_field(layers, 10, unit=(4, 0))
+    with pytest.raises(ValueError, match="layer=2 is not an index into the 2 layers"):
+        plot_receptive_field(layers, 10, layer=2)
+    with pytest.raises(ValueError, match=r"image must be .* of size \(10, 10\), got shape \(8, 8\)"):
+        plot_receptive_field(layers, 10, image=torch.rand(8, 8).numpy())
