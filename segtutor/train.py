@@ -600,7 +600,7 @@ def fit(
             after every epoch (and after a partial epoch cut by the time budget).
         num_classes: ``K``, for the validation metrics.
         epochs: total number of epochs (counting those of a resumed checkpoint).
-        time_budget: wall-clock seconds for this call, checked before every step; the
+        time_budget: wall-clock seconds for this call, checked between steps; the
             validation of the last, partial epoch runs after it.
         optimizer: an optimizer over ``model``'s parameters, a factory
             ``params -> optimizer``, or None for ``AdamW(lr=1e-3)``.
@@ -629,7 +629,8 @@ def fit(
             architecture.
         TypeError: an argument of the wrong kind, or a batch that is not a pair.
         FloatingPointError: the loss became NaN or infinite.
-        KeyboardInterrupt: after the checkpoint was saved.
+        KeyboardInterrupt: on Ctrl-C, after the current step finished and the checkpoint
+            (if any) was saved.
     """
     _check_stopping(epochs, time_budget)
     ConfusionMatrix(num_classes, ignore_index)  # validates num_classes and ignore_index
