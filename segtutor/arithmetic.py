@@ -157,7 +157,10 @@ def conv_transpose_output_size(
     Raises:
         TypeError: an argument is not an ``int``.
         ValueError: a size is out of range, ``output_padding >= max(s, d)``, or the
-            result would be zero or negative (the padding eats the whole output).
+            result would be zero or negative (the padding eats the whole output). For a
+            result of exactly 0 PyTorch is inconsistent: most configurations raise "Output
+            size is too small", but some backends (seen with even kernels on the CPU) return
+            an empty tensor; this function always refuses it.
     """
     i = _at_least("input size i", i, 1)
     k, s, p, d, output_padding = _check_transpose_args(k, s, p, d, output_padding)
