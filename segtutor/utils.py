@@ -156,6 +156,30 @@ def show_source(obj: Any) -> Any:
     return Code(inspect.getsource(obj), language="python")
 
 
+def median_seconds(fn: Any, *, min_run_time: float = 0.2) -> float:
+    """Median wall-clock seconds of one call ``fn()``, measured by ``torch.utils.benchmark``.
+
+    The benchmark warms up, synchronises CUDA, and repeats ``fn`` until ``min_run_time``
+    seconds have passed (at least once), so one slow outlier does not decide the figure.
+    """
+    if not callable(fn):
+        raise TypeError(f"fn must be callable, got {fn!r}")
+    if not min_run_time >= 0:
+        raise ValueError(f"min_run_time must be >= 0 seconds, got {min_run_time!r}")
+    import logging
+
+    # Importing torch.utils.benchmark logs a CUDA_HOME warning on CUDA builds without a GPU.
+    logger = logging.getLogger("torch.utils.cpp_extension")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        from torch.utils import benchmark
+    finally:
+        logger.setLevel(level)
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn})
+    return float(timer.blocked_autorange(min_run_time=min_run_time).median)
+
+
 def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters (optionally only those with ``requires_grad``)."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

@@ -84,3 +84,14 @@ def test_registry_create_and_errors():
             models.create("nope")
     finally:
         models.registry._BUILDERS.pop("_test_only_identity")
+
+
+def test_median_seconds_measures_a_sleep():
+    import time
+
+    seconds = utils.median_seconds(lambda: time.sleep(0.01), min_run_time=0.05)
+    assert 0.009 <= seconds < 1.0  # a lower bound only: the machine may be busy
+    with pytest.raises(TypeError, match="fn must be callable"):
+        utils.median_seconds(3)
+    with pytest.raises(ValueError, match="min_run_time must be >= 0"):
+        utils.median_seconds(lambda: None, min_run_time=-1)

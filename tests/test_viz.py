@@ -70,6 +70,15 @@ def test_masks_must_be_integer_class_ids():
         viz.colorize(torch.full((2, 2), 300))
 
 
+def test_show_image_accepts_chw_and_grayscale():
+    ax = viz.show_image(torch.rand(3, 5, 7), title="x")
+    assert ax.images[0].get_array().shape == (5, 7, 3) and ax.get_title() == "x"
+    ax = viz.show_image(torch.rand(1, 5, 7))
+    assert ax.images[0].get_array().shape == (5, 7, 3)
+    with pytest.raises(ValueError, match=r"expected an image \[3, H, W\]"):
+        viz.show_image(torch.rand(2, 5, 7))
+
+
 def test_show_predictions_grid():
     images = torch.rand(3, 3, 8, 8)
     masks = torch.randint(0, 3, (3, 8, 8))
@@ -84,3 +93,12 @@ def test_plot_history_from_dict():
     assert len(figure.axes) == 2
     with pytest.raises(ValueError, match="no train_loss"):
         viz.plot_history({"train_loss": []})
+
+
+def test_plot_history_uses_fractional_epochs_and_skips_nan():
+    figure = viz.plot_history({"epoch": [1.0, 1.5], "train_loss": [1.0, 0.8],
+                               "val_miou": [float("nan"), float("nan")]})
+    assert len(figure.axes) == 1  # no validation axis when every value is NaN
+    assert list(figure.axes[0].lines[0].get_xdata()) == [1.0, 1.5]
+    with pytest.raises(ValueError, match="2 epochs but 3 train_loss"):
+        viz.plot_history({"epoch": [1, 2], "train_loss": [1.0, 0.5, 0.2]})

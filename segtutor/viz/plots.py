@@ -101,6 +101,15 @@ def overlay(
     return (1 - weight) * picture + weight * colours
 
 
+def show_image(image: torch.Tensor | np.ndarray, ax: Axes | None = None, title: str = "") -> Axes:
+    """Draw an image ``float[3|1, H, W]`` (or an ``[H, W(, 3)]`` array) without axes."""
+    ax = ax or plt.gca()
+    ax.imshow(_to_numpy_image(image), interpolation="nearest")
+    ax.set_title(title)
+    ax.set_axis_off()
+    return ax
+
+
 def show_mask(mask: torch.Tensor | np.ndarray, ax: Axes | None = None, title: str = "") -> Axes:
     """Draw a mask in VOC colours."""
     ax = ax or plt.gca()
@@ -131,8 +140,7 @@ def show_predictions(
     columns = 2 if predictions is None else 3
     figure, axes = plt.subplots(rows, columns, figsize=(size * columns, size * rows), squeeze=False)
     for r in range(rows):
-        axes[r, 0].imshow(_to_numpy_image(images[r]))
-        axes[r, 0].set_axis_off()
+        show_image(images[r], axes[r, 0])
         show_mask(targets[r], axes[r, 1])
         if predictions is not None:
             show_mask(predictions[r], axes[r, 2])
@@ -160,23 +168,31 @@ def _history_series(history: Any, name: str) -> list[float]:
 
 
 def plot_history(history: Any, ax: Axes | None = None) -> Figure:
-    """Training loss and validation mIoU per epoch from a ``segtutor.train.History``
-    (or a dict with the same keys)."""
+    """Training loss and validation mIoU against the epoch, from a ``segtutor.train.History``
+    (or a dict with the same keys).
+
+    The x axis is ``history.epoch`` when present (a run cut by a time budget ends with a
+    fractional epoch), else 1, 2, 3, ...; validation values that are NaN (no validation
+    loader) are not drawn.
+    """
     loss = _history_series(history, "train_loss")
-    miou = _history_series(history, "val_miou")
     if not loss:
         raise ValueError("the history has no train_loss values to plot")
+    epochs = _history_series(history, "epoch") or list(range(1, len(loss) + 1))
+    if len(epochs) != len(loss):
+        raise ValueError(f"the history has {len(epochs)} epochs but {len(loss)} train_loss values")
+    miou = _history_series(history, "val_miou")
     if ax is None:
         figure, ax = plt.subplots(figsize=(6, 3.5))
     else:
         figure = ax.figure
-    epochs = range(1, len(loss) + 1)
     ax.plot(epochs, loss, "o-", color="#268BD2", label="training loss")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("loss", color="#268BD2")
-    if miou:
+    ax.set_ylabel("training loss", color="#268BD2")
+    measured = [(e, v) for e, v in zip(epochs, miou, strict=False) if not np.isnan(v)]
+    if measured:
         right = ax.twinx()
-        right.plot(range(1, len(miou) + 1), miou, "s-", color="#2AA198", label="validation mIoU")
+        right.plot(*zip(*measured, strict=True), "s-", color="#2AA198", label="validation mIoU")
         right.set_ylabel("validation mIoU", color="#2AA198")
         right.set_ylim(0, 1)
     ax.set_title("training curve")
