@@ -52,7 +52,11 @@ def test_chapter_starts_with_setup_cell_and_has_no_outputs(notebook):
         )
     for cell in code:
         assert not cell.get("outputs"), f"{notebook.name}: commit notebooks without outputs"
-    assert any("{bibliography}" in "".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    markdown = "".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    assert "{footbibliography}" in markdown, "end the chapter with its references ({footbibliography})"
+    assert "{cite}" not in markdown and "{bibliography}" not in markdown, (
+        "use {footcite}: a key {cite}d in two chapters makes a duplicate-citation warning"
+    )
 
 
 def test_requirements_use_lower_bounds_only():
