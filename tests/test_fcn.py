@@ -168,10 +168,21 @@ def test_registered_semantic_models():
     ({"num_classes": 2, "backbone_weights": "IMAGENET1K_V1", "fc_channels": 64}, ValueError,
      r"need fc_channels=4096, got fc_channels=64"),
     ({"num_classes": 2, "backbone_weights": "IMAGENET"}, ValueError, "unknown weights 'IMAGENET'"),
+    ({"num_classes": 2, "backbone_weights": "IMAGENET1K_V1", "batch_norm": True}, ValueError,
+     "are for VGG16 without batch norm; got batch_norm=True"),
 ])
 def test_bad_builder_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):
         fcn.fcn8s(**kwargs)
+
+
+def test_batch_norm_backbone_is_torchvision_vgg16_bn():
+    model = fcn.fcn8s(num_classes=2, batch_norm=True, fc_channels=8)
+    ours = {k.removeprefix("backbone."): v.shape for k, v in model.state_dict().items()
+            if k.startswith("backbone.")}
+    reference = torchvision.models.vgg16_bn().features.state_dict()
+    assert ours == {k: v.shape for k, v in reference.items()}
+    assert model(torch.randn(2, 3, 40, 33)).shape == (2, 2, 40, 33)
 
 
 def test_bad_output_stride():
