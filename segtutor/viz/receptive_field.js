@@ -276,9 +276,6 @@ function skeleton(colors) {
     <div class="rf-controls">
       ${slider("input", "input size")}${slider("row", "output row")}${slider("col", "output column")}
     </div>
-    <div class="rf-readout" data-testid="rf-readout" aria-live="polite"></div>
-    <div class="rf-numbers">r = <span data-testid="rf-r"></span>, S = <span data-testid="rf-S"></span>,
-      P = <span data-testid="rf-P"></span><span class="rf-note" data-testid="rf-note"></span></div>
     <div class="rf-error" data-testid="rf-error" role="alert"></div>
     <svg class="rf-drawing" data-testid="rf-drawing" xmlns="${SVG_NS}" role="img">
       <g class="rf-input-side" data-testid="rf-input-grid">
@@ -296,6 +293,10 @@ function skeleton(colors) {
         <rect class="rf-hit" data-testid="rf-output-grid" fill="transparent"/>
       </g></g>
     </svg>
+    <!-- Below the drawing: text that changes length on hover must not move the grid. -->
+    <div class="rf-readout" data-testid="rf-readout" aria-live="polite"></div>
+    <div class="rf-numbers">r = <span data-testid="rf-r"></span>, S = <span data-testid="rf-S"></span>,
+      P = <span data-testid="rf-P"></span><span class="rf-note" data-testid="rf-note"></span></div>
     <div class="rf-legend">${legendMarkup(colors)}</div>`;
 }
 
@@ -498,7 +499,9 @@ function render({ model, el }) {
   }
 
   function onClick(event) {
-    const cell = cellAt(event);
+    // Keep the cell the pointer highlights: a click's coordinates are whole pixels, a
+    // pointer move's are not, and a cell of a large grid can be narrower than two pixels.
+    const cell = drawn.hover ?? cellAt(event);
     if (cell) apply({ unit: cell });
   }
 
