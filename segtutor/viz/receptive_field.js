@@ -331,7 +331,6 @@ function render({ model, el }) {
     const cell = Math.min(MAX_CELL_PX, INPUT_PX / Math.max(bottom - top + 1, right - left + 1));
     inputSide.setAttribute("transform", `scale(${cell}) translate(${-left} ${-top})`);
     inputSide.dataset.rows = inputSide.dataset.cols = String(side);
-    inputSide.dataset.cellPx = String(cell);
     const fine = cell >= GRID_LINES_FROM_PX;
     // The zero padding that some unit reads: a dashed grid (just its outline when cells are tiny).
     const [height, width] = [bottom - top + 1, right - left + 1];

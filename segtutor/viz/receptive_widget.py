@@ -322,8 +322,8 @@ class ReceptiveFieldViewer(anywidget.AnyWidget):
     Hovering over an output cell, or clicking it (which keeps it chosen), or setting the
     row and column sliders highlights the input region of that unit: filled where it lies on
     the input, dashed where it reaches into the zero padding. Below the drawing the viewer
-    prints the region and the layer's ``r``, ``S`` and ``P``. A menu switches between the
-    stack it was given and the :data:`PRESETS`; sliders change the input size and the layer.
+    prints the region and the layer's ``r``, ``S`` and ``P``. Menus choose the stack (the one
+    given, or one of the :data:`PRESETS`) and the layer; a slider changes the input size.
 
     Example::
 
