@@ -735,7 +735,7 @@ class LayerField:
     become ``Fraction``s: S = 1/2 means two output units per input pixel, while r is then
     only an estimate, because the exact extent changes with the unit's position (a zero
     inserted by a transposed convolution or an exactly aligned bilinear sample reads
-    nothing). :meth:`region` is exact in every case.
+    nothing). :meth:`region` maps each unit back layer by layer instead (see its caveats).
     """
 
     index: int
@@ -754,6 +754,14 @@ class LayerField:
         Found by mapping the unit back through every layer. Without upsampling this is
         Distill's ``first = u * S - P``, ``last = first + r - 1``. Values below 0 or beyond
         the input lie in the padding (a unit near the border sees less real input).
+
+        The result is the *hull* (first to last) of the pixels the unit can read, and it is
+        exact -- every pixel in it reaches the unit -- for stacks whose windows are at
+        least as large as their strides and that have no dilated transposed convolution
+        or pooling (the book's stacks, checked against gradients in the tests). Otherwise
+        the hull can contain holes: dilation and inserted zeros skip pixels, a stride
+        larger than the window skips rows, a later layer's padding can map back onto real
+        input, and a unit that reads only inserted zeros still gets a (non-empty) interval.
         """
         out = []
         for u, chain in zip((row, col), self.back, strict=True):
