@@ -110,7 +110,7 @@ def test_torch_compile_matches_eager(name):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", SEMANTIC)
 def test_full_size_forward_at_an_odd_size(name):
-    model = models.create(name, num_classes=NUM_CLASSES).eval()
+    model = models.create(name, num_classes=NUM_CLASSES, in_channels=3).eval()
     with torch.no_grad():
         assert model(torch.randn(1, 3, 97, 131)).shape == (1, NUM_CLASSES, 97, 131)
 
