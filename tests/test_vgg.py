@@ -30,6 +30,12 @@ def pair() -> tuple[vgg.VGG, nn.Module]:
     return ours, reference
 
 
+@pytest.fixture(scope="module")
+def fully_conv(pair) -> nn.Sequential:
+    """``convolutionalize`` of ours, in eval mode."""
+    return vgg.convolutionalize(pair[0]).eval()
+
+
 def test_state_dict_keys_and_shapes_match_torchvision(pair):
     ours, reference = pair
     ours_shapes = {k: v.shape for k, v in ours.state_dict().items()}
@@ -63,36 +69,31 @@ def test_sixteen_weight_layers():
     assert (len(convs), len(linears)) == (13, 3)
 
 
-def test_convolutionalized_equals_classifier_on_224(pair):
-    ours, reference = pair
-    fcn = vgg.convolutionalize(ours).eval()
+def test_convolutionalized_equals_classifier_on_224(pair, fully_conv):
     x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
-        scores = fcn(x)
-        expected = reference(x)
+        scores = fully_conv(x)
+        expected = pair[1](x)
     assert scores.shape == (2, 1000, 1, 1)
     # Same products, summed in a different order (conv vs matmul over 25,088 inputs):
     # float32 agrees to ~1e-6 on scores of size ~1e-2.
     torch.testing.assert_close(scores.flatten(1), expected, rtol=1e-4, atol=1e-5)
 
 
-def test_convolutional_head_is_exact_in_double_precision(pair):
-    ours, reference = pair
-    fcn = vgg.convolutionalize(ours)
-    head = nn.Sequential(*list(fcn.children())[1:]).double().eval()
-    classifier = copy.deepcopy(reference.classifier).double().eval()
+def test_convolutional_head_is_exact_in_double_precision(pair, fully_conv):
+    head = copy.deepcopy(nn.Sequential(*list(fully_conv.children())[1:])).double()
+    classifier = copy.deepcopy(pair[1].classifier).double().eval()
     pool5 = torch.randn(2, 512, 7, 7, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
     with torch.no_grad():
         torch.testing.assert_close(head(pool5).flatten(1), classifier(pool5.flatten(1)),
                                    rtol=1e-12, atol=1e-12)
 
 
-def test_convolutionalized_slides_the_classifier_over_pool5_with_stride_32(pair):
-    ours, reference = pair
-    fcn = vgg.convolutionalize(ours).eval()
+def test_convolutionalized_slides_the_classifier_over_pool5_with_stride_32(pair, fully_conv):
+    reference = pair[1]
     x = torch.randn(1, 3, 256, 288, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
-        heat = fcn(x)
+        heat = fully_conv(x)
         assert heat.shape == (1, 1000, 256 // 32 - 6, 288 // 32 - 6)
         pool5 = reference.features(x)
         windows = [pool5[:, :, i:i + 7, j:j + 7].flatten(1)
@@ -101,13 +102,12 @@ def test_convolutionalized_slides_the_classifier_over_pool5_with_stride_32(pair)
     torch.testing.assert_close(heat[0].flatten(1).T, expected, rtol=1e-4, atol=1e-5)
 
 
-def test_convolutionalize_does_not_share_or_change_the_model(pair):
-    ours, _ = pair
-    fcn = vgg.convolutionalize(ours)
-    assert fcn.features[0].weight.data_ptr() != ours.features[0].weight.data_ptr()
-    assert [name for name, _ in fcn.named_children()] == [
+def test_convolutionalize_does_not_share_the_model_s_weights(pair, fully_conv):
+    assert fully_conv.features[0].weight.data_ptr() != pair[0].features[0].weight.data_ptr()
+    assert fully_conv.fc6.weight.data_ptr() != pair[0].classifier[0].weight.data_ptr()
+    assert [name for name, _ in fully_conv.named_children()] == [
         "features", "fc6", "relu6", "drop6", "fc7", "relu7", "drop7", "fc8"]
-    assert fcn.fc6.weight.shape == (4096, 512, 7, 7)
+    assert fully_conv.fc6.weight.shape == (4096, 512, 7, 7)
 
 
 def test_convolutionalize_rejects_other_models():
