@@ -5,7 +5,7 @@ Run from the repository root (segmentation_models_pytorch comes from
 
     python -m pip install -r benchmarks/requirements.txt
     python benchmarks/bench_models.py              # all models, 256x256, batch 1
-    python benchmarks/bench_models.py --models fcn8s vgg16 --repeats 5
+    python benchmarks/bench_models.py --models fcn8s vgg16 --repeats 5 --threads 1
 
 It prints two Markdown tables: every registered model, then each of ours next to the
 closest external implementation (torchvision's ``vgg16`` for ours; segmentation_models_pytorch's
@@ -166,10 +166,12 @@ def measure(name: str, size: int, repeats: int) -> Measurement:
     return Measurement(name, parameters, forward_ms, train_ms, saved, peak)
 
 
-def run_worker(name: str, size: int, repeats: int) -> Measurement | str:
+def run_worker(name: str, size: int, repeats: int, threads: int | None) -> Measurement | str:
     """Measure ``name`` in a fresh Python process; a string says why it could not run."""
     command = [sys.executable, __file__, "--worker", name, "--size", str(size),
                "--repeats", str(repeats)]
+    if threads is not None:
+        command += ["--threads", str(threads)]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         lines = result.stderr.strip().splitlines() or ["no output"]
@@ -216,18 +218,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="registered names to measure (default: all)")
     parser.add_argument("--size", type=int, default=256, help="image height and width")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per figure")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads in every worker (default: PyTorch's choice)")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     unknown = [n for n in args.models or [] if n not in models.list_models()]
     if unknown:
         parser.error(f"unknown models {unknown}; registered: {models.list_models()}")
-    if args.size < 32 or args.repeats < 1:
-        parser.error(f"need --size >= 32 and --repeats >= 1, got {args.size} and {args.repeats}")
+    if args.size < 32 or args.repeats < 1 or (args.threads is not None and args.threads < 1):
+        parser.error(f"need --size >= 32, --repeats >= 1 and --threads >= 1, got {args.size}, "
+                     f"{args.repeats} and {args.threads}")
     return args
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     if args.worker is not None:
         print(json.dumps(asdict(measure(args.worker, args.size, args.repeats))))
         return
@@ -239,7 +246,7 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, Measurement | str] = {}
     for name in [*names, *externals]:
         start = time.perf_counter()
-        results[name] = run_worker(name, args.size, args.repeats)
+        results[name] = run_worker(name, args.size, args.repeats, args.threads)
         print(f"# measured {name} in {time.perf_counter() - start:.0f} s", flush=True)
     print()
     print(table_of_models(results))
