@@ -13,8 +13,9 @@ closest external implementation (torchvision's ``vgg16`` for ours; segmentation_
 
 Method. Every model runs in a fresh Python process (``--worker``), so that one model's
 memory cannot hide another's; all models get the same thread count. Full-size networks are
-built with their defaults and ``num_classes=21`` (Pascal VOC; 1000 for ImageNet
-classifiers), on one random 3x256x256 image.
+built with their defaults, ``in_channels=3`` and ``num_classes=21`` (Pascal VOC; 1000 for
+ImageNet classifiers), on one random 3x256x256 image. A model that cannot take such an image
+(e.g. the patch classifier) gets a row saying why.
 
 * **forward**: median wall time of ``--repeats`` runs in ``eval()`` mode under
   ``torch.no_grad()``, after one warm-up run.
@@ -84,7 +85,7 @@ def build(name: str) -> nn.Module:
         return smp.Unet(encoder_name="vgg13_bn", encoder_weights=None, encoder_depth=4,
                         decoder_channels=(512, 256, 128, 64), classes=21)
     task = models.model_info(name).task
-    return models.create(name, num_classes=21 if task == "semantic" else 1000)
+    return models.create(name, num_classes=21 if task == "semantic" else 1000, in_channels=3)
 
 
 def loss_of(output: torch.Tensor) -> torch.Tensor:
