@@ -16,8 +16,8 @@ initialisation all three nets compute the same thing and the skips learn what to
 of conv1_1 by 100 pixels, so that the *unpadded* 7x7 fc6 still has an output for small
 images, and then crops the upsampled scores back to the input with offsets that undo that
 padding (19 pixels for FCN-32s, 27 for 16s, 31 for 8s; and 5 and 9 to align the pool4 and
-pool3 scores). Every stride-32 cell then looks at an image shifted by the padding, and a
-500x500 image is processed as 700x700 (1.96x the convolution work). Here, instead, fc6 is
+pool3 scores). Every stride-32 cell then looks at an image shifted by the padding, and the
+first layers of a 500x500 image work on 698x698 maps (1.95x the pixels). Here, instead, fc6 is
 padded by 3 (a "same" 7x7 convolution), the input is padded symmetrically to the next
 multiple of 32, every upsampling is a transposed convolution with kernel ``2f``, stride
 ``f`` and padding ``f/2`` whose output is exactly ``f`` times its input, and the final scores
