@@ -16,14 +16,17 @@ __version__ = "0.1.0"
 
 _SUBMODULES = (
     "arithmetic",
+    "boundary",
     "data",
     "losses",
     "metrics",
     "models",
     "ops",
+    "tiling",
     "train",
     "utils",
     "viz",
+    "weightmap",
 )
 
 __all__ = ["__version__", *_SUBMODULES]
