@@ -1,4 +1,4 @@
-"""Overlap-tile prediction: segment an image of any size, one tile at a time.
+"""Prediction as in the U-Net paper: overlap-tiles, and averaging over rotations and flips.
 
 Ronneberger et al. (2015, https://arxiv.org/abs/1505.04597, Fig. 2) predict a large image
 tile by tile. Each output tile of ``tile`` pixels is computed from an input window that
@@ -15,6 +15,10 @@ This works for
   padding, is thrown away. With a margin at least the network's receptive-field radius
   the tiles agree exactly with a single pass over the (mirror-padded) image, provided
   the tile size and margin keep the pooling grid aligned (multiples of ``2**depth``).
+
+For its ISBI 2012 submission the paper also averaged the predictions for rotated versions
+of the input; :class:`SymmetryAverage` averages over all eight rotations and flips of
+the square (the dihedral group), which membranes, cells and most microscopy share.
 """
 
 from __future__ import annotations
@@ -22,9 +26,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-__all__ = ["center_crop", "mirror_indices", "mirror_pad", "predict_tiled"]
+__all__ = ["SymmetryAverage", "center_crop", "mirror_indices", "mirror_pad", "predict_tiled"]
 
 
 def mirror_indices(size: int, before: int, after: int, device: torch.device | None = None
@@ -130,6 +134,41 @@ def center_crop(x: Tensor, size: tuple[int, int] | torch.Size) -> Tensor:
                          "(for tiles: check tile and margin)")
     top, left = extra_h // 2, extra_w // 2
     return x[..., top:top + target_h, left:left + target_w]
+
+
+class SymmetryAverage(nn.Module):
+    """Average a network's class probabilities over the 8 rotations and flips of the input.
+
+    Each of the eight transformed copies of the batch is predicted, its softmax is
+    transformed back, and the eight are averaged. ``forward`` returns the *log* of the
+    averaged probabilities, which serve as logits: their softmax is the average and their
+    ``argmax`` the predicted class, so the wrapped model can go wherever logits are
+    expected (e.g. ``segtutor.train.evaluate``). It costs eight forward passes.
+
+    Args:
+        network: maps ``[N, C, H, W]`` to logits ``[N, K, H, W]`` for the rotated size
+            ``[N, C, W, H]`` too.
+    """
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+
+    def forward(self, x: Tensor) -> Tensor:
+        copies = []
+        for quarter_turns in range(4):
+            for flip in (False, True):
+                copies.append(self._probabilities(x, quarter_turns, flip))
+        return torch.stack(copies).mean(dim=0).log()
+
+    def _probabilities(self, x: Tensor, quarter_turns: int, flip: bool) -> Tensor:
+        """Softmax of the network on the transformed ``x``, transformed back."""
+        view = torch.rot90(x, quarter_turns, dims=(-2, -1))
+        logits = self.network(view.flip(-1) if flip else view)
+        # at least float32, also for bfloat16 or float16 logits
+        probabilities = logits.softmax(1, dtype=torch.promote_types(logits.dtype, torch.float32))
+        probabilities = probabilities.flip(-1) if flip else probabilities
+        return torch.rot90(probabilities, -quarter_turns, dims=(-2, -1))
 
 
 def _pair(value: int | tuple[int, int], name: str, minimum: int) -> tuple[int, int]:

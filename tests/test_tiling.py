@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from segtutor.models.unet import UNet, unet
-from segtutor.tiling import center_crop, mirror_indices, mirror_pad, predict_tiled
+from segtutor.tiling import (
+    SymmetryAverage,
+    center_crop,
+    mirror_indices,
+    mirror_pad,
+    predict_tiled,
+)
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 7])
@@ -82,6 +88,25 @@ def test_rectangular_tiles_and_margins() -> None:
 def test_center_crop_takes_the_middle() -> None:
     x = torch.arange(36).view(1, 6, 6)
     torch.testing.assert_close(center_crop(x, (2, 4)), x[:, 2:4, 1:5])
+
+
+def test_symmetry_average_of_a_pointwise_network_is_its_log_softmax() -> None:
+    torch.manual_seed(0)
+    pointwise = torch.nn.Conv2d(2, 3, kernel_size=1).double()
+    x = torch.randn(2, 2, 5, 7, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(SymmetryAverage(pointwise)(x), pointwise(x).log_softmax(1))
+
+
+def test_symmetry_average_is_invariant_to_rotations_and_flips() -> None:
+    averaged = SymmetryAverage(small_same_net())
+    x = torch.randn(1, 2, 12, 20, dtype=torch.float64)
+    with torch.no_grad():
+        out = averaged(x)
+        torch.testing.assert_close(averaged(torch.rot90(x, 1, (2, 3))), torch.rot90(out, 1, (2, 3)))
+        torch.testing.assert_close(averaged(x.flip(-2)), out.flip(-2))
+        assert not torch.allclose(out, averaged.network(x).log_softmax(1))
+    torch.testing.assert_close(out.exp().sum(1), torch.ones(1, 12, 20, dtype=torch.float64))
 
 
 def test_bad_arguments_raise_clear_errors() -> None:

@@ -207,5 +207,7 @@ def test_bad_arguments_and_inputs_raise_clear_errors() -> None:
         unet(num_classes=0)
     with pytest.raises(TypeError, match="depth must be a positive int"):
         unet(num_classes=2, depth=2.0)
+    with pytest.raises(TypeError, match="bilinear must be True or False, got 'yes'"):
+        unet(num_classes=2, bilinear="yes")
     with pytest.raises(ValueError, match="does not fit the same-padding U-Net"):
         net.network(torch.randn(1, 3, 18, 16))

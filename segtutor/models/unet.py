@@ -138,6 +138,9 @@ class UNet(nn.Module):
         self.in_channels = check_positive_int(in_channels, "in_channels")
         self.depth = check_positive_int(depth, "depth")
         check_positive_int(base_channels, "base_channels")
+        for name, flag in (("batch_norm", batch_norm), ("bilinear", bilinear), ("valid", valid)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be True or False, got {flag!r}")
         self.valid = valid
         self.min_size = 1
         padding = 0 if valid else 1
