@@ -25,14 +25,7 @@ from segtutor.arithmetic import (
     transposed_as_conv,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Thousands of tiny convolutions: thread start-up would dominate on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def torch_conv_size(i, k, s, p, d):

@@ -19,14 +19,7 @@ from segtutor.arithmetic import (
     receptive_field,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Many tiny float64 passes: thread start-up would dominate on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def overall(layers, input_size=None):
