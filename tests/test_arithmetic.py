@@ -313,6 +313,10 @@ def test_conv_transpose_via_conv_property(h, w, kh, kw, s, p, d, op):
         expected = F.conv_transpose2d(x, weight, stride=s, padding=p, output_padding=op, dilation=d)
     except RuntimeError:
         return
+    if expected.numel() == 0:  # PyTorch's empty result for a size of 0 (see the docstring)
+        with pytest.raises(ValueError, match="is not positive"):
+            conv_transpose_via_conv(x, weight, s, p, d, op)
+        return
     torch.testing.assert_close(conv_transpose_via_conv(x, weight, s, p, d, op), expected,
                                rtol=1e-5, atol=1e-5)
 
