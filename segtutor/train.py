@@ -2,7 +2,8 @@
 
 :func:`fit` trains any segtutor model on a loader of ``(image, mask)`` batches for a
 number of epochs, a time budget in seconds, or both (whichever ends first), with a
-progress bar, validation mIoU after each epoch, automatic mixed precision on CUDA, and
+progress bar, validation mIoU after each epoch, mixed precision (automatic on CUDA,
+bfloat16 on request on the CPU), a clock-driven learning-rate schedule, and
 checkpoints that make an interrupted run lose nothing::
 
     history = fit(model, train_loader, val_loader, num_classes=4, epochs=10,
@@ -48,7 +49,7 @@ from .metrics import ConfusionMatrix
 from .utils import device as best_device
 from .utils import seed_everything
 
-__all__ = ["History", "evaluate", "fit", "load_checkpoint", "predict"]
+__all__ = ["History", "evaluate", "fit", "load_checkpoint", "one_cycle_in_time", "predict"]
 
 CHECKPOINT_FORMAT = "segtutor.train/1"
 
@@ -295,15 +296,63 @@ def _resolve_device(device: str | torch.device | None) -> torch.device:
 
 
 def _amp_dtype(amp: bool | None, device: torch.device) -> torch.dtype | None:
-    """bfloat16 where the GPU supports it, else float16 (with a GradScaler); None = off."""
+    """CUDA: bfloat16 where supported, else float16 (with a GradScaler); CPU: bfloat16.
+
+    ``None`` turns it on for CUDA only: whether bfloat16 is faster on a CPU depends on
+    the CPU (native on recent x86 with AVX-512 BF16 or AMX, emulated and slower on older
+    ones), so it is measured, not assumed (Chapter 8 times both).
+    """
     if amp is None:
         amp = device.type == "cuda"
+    if not isinstance(amp, bool):
+        raise TypeError(f"amp must be True, False or None, got {amp!r}")
     if not amp:
         return None
+    if device.type == "cpu":
+        return torch.bfloat16
     if device.type != "cuda":
-        raise ValueError(f"amp=True needs a CUDA device, got {device}; use amp=None (automatic) "
-                         f"or amp=False")
+        raise ValueError(f"amp=True needs a CUDA or CPU device, got {device}; use amp=None "
+                         f"(automatic) or amp=False")
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def one_cycle_in_time(optimizer: torch.optim.Optimizer, seconds: float, *, warmup: float = 0.15,
+                      start_factor: float = 0.04) -> torch.optim.lr_scheduler.LambdaLR:
+    """A one-cycle learning rate driven by the clock, for training with a time budget.
+
+    The factor on the optimizer's learning rate rises linearly from ``start_factor`` to 1
+    over the first ``warmup`` share of ``seconds``, then follows a cosine down to 0 at
+    ``seconds`` (and stays 0 after). A schedule in *steps* (``OneCycleLR``) needs the number
+    of steps in advance, which a time budget does not know; this one ends the decay exactly
+    when :func:`fit`'s ``time_budget`` ends, on a fast or a slow machine. The clock starts
+    when the scheduler is built, so build it in ``fit``'s ``lr_scheduler`` factory. It is
+    meant for runs that are not resumed: a resumed run restarts the clock (and the warm-up).
+    `Smith & Topin 2017 <https://arxiv.org/abs/1708.07120>`_.
+
+    Args:
+        optimizer: the optimizer whose learning rates are scaled.
+        seconds: the time budget, > 0.
+        warmup: share of ``seconds`` spent warming up, in ``[0, 1)``.
+        start_factor: factor at time 0, in ``(0, 1]``.
+
+    Raises:
+        ValueError: a value outside its range.
+    """
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
+        raise ValueError(f"seconds must be a number > 0, got {seconds!r}")
+    if not 0 <= warmup < 1:
+        raise ValueError(f"warmup must be in [0, 1), got {warmup!r}")
+    if not 0 < start_factor <= 1:
+        raise ValueError(f"start_factor must be in (0, 1], got {start_factor!r}")
+    started = time.perf_counter()
+
+    def factor(_step: int) -> float:
+        done = min((time.perf_counter() - started) / seconds, 1.0)
+        if done < warmup:
+            return start_factor + (1 - start_factor) * done / warmup
+        return 0.5 * (1 + math.cos(math.pi * (done - warmup) / (1 - warmup)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def _build_optimizer(optimizer: OptimizerArg, model: nn.Module) -> torch.optim.Optimizer:
@@ -610,7 +659,8 @@ def fit(
             ``ignore_index`` (:class:`segtutor.losses.CrossEntropyLoss`).
         device: None picks CUDA, then MPS, then CPU (:func:`segtutor.utils.device`).
         amp: mixed precision; None turns it on for CUDA only (bfloat16 where supported,
-            else float16 with a gradient scaler). True on another device is an error.
+            else float16 with a gradient scaler). True on the CPU trains under bfloat16
+            autocast (weights, optimizer and metrics stay float32); True on MPS is an error.
         checkpoint: a file path; written at the end of every epoch, when the time budget
             runs out, and on Ctrl-C.
         resume: if ``checkpoint`` exists, continue from it (else it is overwritten).
@@ -625,7 +675,7 @@ def fit(
 
     Raises:
         ValueError: neither ``epochs`` nor ``time_budget``, a bad value for either,
-            ``amp=True`` without CUDA, an empty loader, or a checkpoint from a different
+            ``amp=True`` on MPS, an empty loader, or a checkpoint from a different
             architecture.
         TypeError: an argument of the wrong kind, or a batch that is not a pair.
         FloatingPointError: the loss became NaN or infinite.

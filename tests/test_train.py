@@ -13,8 +13,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from segtutor import train as train_module
 from segtutor.losses import cross_entropy
-from segtutor.train import History, evaluate, fit, load_checkpoint, predict
+from segtutor.train import History, evaluate, fit, load_checkpoint, one_cycle_in_time, predict
 
 STEPS_PER_EPOCH = 4  # 16 items, batches of 4
 
@@ -355,8 +356,8 @@ def test_stopping_arguments_are_validated():
 
 def test_other_bad_arguments():
     loader = make_loader(NoisyMasks())
-    with pytest.raises(ValueError, match="amp=True needs a CUDA device, got cpu"):
-        train(make_model(), loader, epochs=1, amp=True)
+    with pytest.raises(TypeError, match="amp must be True, False or None, got 'yes'"):
+        train(make_model(), loader, epochs=1, amp="yes")
     with pytest.raises(ValueError, match=r"train_loader yields no batches"):
         train(make_model(), DataLoader(TensorDataset(torch.zeros(0, 2, 6, 6))), epochs=1)
     with pytest.raises(TypeError, match="lr_scheduler must be a factory"):
@@ -418,3 +419,84 @@ def test_cuda_with_automatic_mixed_precision(tmp_path):
     again = train(model, make_loader(data), epochs=4, device="cuda", checkpoint=path,
                   lr_scheduler=None)
     assert len(again.step_loss) == 4 * 8
+
+
+# -- CPU bfloat16 and the clock-driven schedule -------------------------------------------
+
+
+def test_amp_on_the_cpu_trains_under_bfloat16_autocast_with_float32_weights():
+    seen = []
+
+    def loss_fn(logits, masks):
+        seen.append((logits.dtype, torch.is_autocast_enabled("cpu"),
+                     torch.get_autocast_dtype("cpu")))
+        return cross_entropy(logits.float(), masks)
+
+    model = make_model()
+    history = train(model, make_loader(NoisyMasks()), epochs=1, amp=True, loss_fn=loss_fn)
+    assert history.step[-1] == STEPS_PER_EPOCH
+    # the convolutions ran in bfloat16 (autocast's CPU policy), as torch.autocast does it
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        reference = model(torch.randn(1, 2, 6, 6)).dtype
+    assert reference == torch.bfloat16
+    assert seen == [(torch.bfloat16, True, torch.bfloat16)] * STEPS_PER_EPOCH
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    # the default stays off on the CPU
+    seen.clear()
+    train(make_model(), make_loader(NoisyMasks()), epochs=1, loss_fn=loss_fn)
+    assert {dtype for dtype, _, _ in seen} == {torch.float32}
+    assert not any(enabled for _, enabled, _ in seen)
+
+
+def test_amp_dtype_per_device():
+    assert train_module._amp_dtype(None, torch.device("cpu")) is None
+    assert train_module._amp_dtype(True, torch.device("cpu")) == torch.bfloat16
+    assert train_module._amp_dtype(False, torch.device("cuda")) is None
+    with pytest.raises(ValueError, match="amp=True needs a CUDA or CPU device, got mps"):
+        train_module._amp_dtype(True, torch.device("mps"))
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_one_cycle_in_time_follows_the_clock(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(train_module.time, "perf_counter", clock)
+    optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.5)
+    scheduler = one_cycle_in_time(optimizer, 100.0, warmup=0.2, start_factor=0.1)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.5 * 0.1)  # time 0
+    expected = {10.0: 0.1 + 0.9 * 0.5,  # half-way through the warm-up
+                20.0: 1.0,  # the peak
+                60.0: 0.5,  # half-way through the cosine
+                90.0: 0.5 * (1 + math.cos(math.pi * 70 / 80)),
+                100.0: 0.0, 250.0: 0.0}  # the end, and after it
+    for elapsed, factor in expected.items():
+        clock.now = 1000.0 + elapsed
+        optimizer.step()
+        scheduler.step()  # steps do not matter, only the clock
+        assert optimizer.param_groups[0]["lr"] == pytest.approx(0.5 * factor, abs=1e-12), elapsed
+
+
+def test_one_cycle_in_time_ends_with_fits_time_budget():
+    model = make_model()
+    history = train(model, make_loader(NoisyMasks(n=64)), time_budget=1.0,
+                    lr_scheduler=lambda optimizer: one_cycle_in_time(optimizer, 1.0))
+    assert history.stop_reason == "time_budget"
+    assert history.lr[-1] < 0.02 * 0.05  # decayed close to zero when the budget ran out
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(seconds=0), "seconds must be a number > 0, got 0"),
+    (dict(seconds=True), "seconds must be a number > 0, got True"),
+    (dict(seconds=10, warmup=1.0), r"warmup must be in \[0, 1\), got 1.0"),
+    (dict(seconds=10, start_factor=0), r"start_factor must be in \(0, 1\], got 0"),
+])
+def test_one_cycle_in_time_rejects_bad_values(kwargs, message):
+    optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1)
+    with pytest.raises(ValueError, match=message):
+        one_cycle_in_time(optimizer, **kwargs)
