@@ -78,10 +78,10 @@ def check_mask_values(mask: torch.Tensor, num_classes: int, *, source: str = "ma
     """
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-    values = torch.unique(mask)
-    valid = (values >= 0) & (values < num_classes) | (values == IGNORE_INDEX)
+    # elementwise test first (fast); the sorted unique values only for the error message
+    valid = (mask >= 0) & (mask < num_classes) | (mask == IGNORE_INDEX)
     if not bool(valid.all()):
-        bad = values[~valid].tolist()
+        bad = torch.unique(mask[~valid]).tolist()
         raise ValueError(
             f"{source}: mask values {bad[:10]} are neither a class id in 0..{num_classes - 1} "
             f"nor the ignore value {IGNORE_INDEX}"
