@@ -200,3 +200,45 @@ def test_sphinx_build_serves_the_files_and_points_pages_at_them(tmp_path, monkey
         assert (vendor / path).is_file(), path
     assert not list(vendor.rglob(offline.STAMP))
     assert (vendor / "anywidget" / "index.js").read_bytes() == offline.anywidget_bundle().read_bytes()
+
+
+def jshtml_of_a_tiny_animation() -> str:
+    """What ``HTML(anim.to_jshtml())`` puts into a chapter page (matplotlib's own output)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.animation import FuncAnimation
+
+    fig, ax = plt.subplots(figsize=(1, 1), dpi=20)
+    line, = ax.plot([0, 1], [0, 1])
+    anim = FuncAnimation(fig, lambda i: line.set_ydata([0, i]), frames=2)
+    html = anim.to_jshtml()
+    plt.close(fig)
+    return html
+
+
+def test_drop_covered_stylesheets_removes_matplotlibs_font_awesome_link(tmp_path):
+    animation = jshtml_of_a_tiny_animation()
+    assert "maxcdn.bootstrapcdn.com/font-awesome" in animation  # what matplotlib writes
+    page_text = f"<html><head><link rel=\"stylesheet\" href=\"_static/theme.css\"></head>" \
+                f"<body>{animation}</body></html>"
+    page = tmp_path / "book" / "02_chapter.html"
+    page.parent.mkdir()
+    page.write_text(page_text)
+    untouched = tmp_path / "_static" / "copy.html"
+    untouched.parent.mkdir()
+    untouched.write_text(page_text)
+    other = tmp_path / "index.html"
+    other.write_text("<html>no animation</html>")
+
+    assert offline.drop_covered_stylesheets(tmp_path) == [page]
+    cleaned = page.read_text()
+    assert "font-awesome" not in cleaned
+    assert 'href="_static/theme.css"' in cleaned
+    # everything else of the animation is kept: only the link is gone
+    assert cleaned == page_text.replace(offline.COVERED_STYLESHEET.search(page_text).group(0), "")
+    assert 'class="fa fa-play"' in cleaned
+    assert untouched.read_text() == page_text
+    assert other.read_text() == "<html>no animation</html>"
+    assert offline.drop_covered_stylesheets(tmp_path) == []  # nothing left to do

@@ -17,6 +17,11 @@ site's ``_static/offline/`` folder and points the page at them:
 * ``anywidget-require-config.js`` (next to this file) tells RequireJS where ``anywidget`` is
   and the widget manager where its fonts are, from its own URL, so it works at any page depth.
 
+* matplotlib's ``Animation.to_jshtml()`` output (Chapters 2 and 3) links Font Awesome 4.4
+  from a CDN for its buttons' ``<i class="fa ...">`` icons. The book theme already ships Font
+  Awesome (``fontawesome.js`` draws those icons as SVG), so after the build that ``<link>`` is
+  removed from the pages (:func:`drop_covered_stylesheets`): no request leaves the site.
+
 It sets ``nb_ipywidgets_js`` (myst-nb: the scripts a page with widgets loads, in order) and
 ``mathjax_path``; those two are owned here, so ``_config.yml`` should not set them.
 Enable it in ``_config.yml``::
@@ -34,6 +39,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -277,6 +283,27 @@ def _copy_into_site(app: Sphinx, exception: Exception | None) -> None:
     target = Path(app.outdir) / "_static" / SITE_FOLDER
     shutil.copytree(provide_all(CACHE_DIR), target, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns(STAMP))
+    drop_covered_stylesheets(Path(app.outdir))
+
+
+#: Stylesheet links that cell outputs bring along and that the theme's own files cover.
+COVERED_STYLESHEET = re.compile(
+    r'<link\s+rel="stylesheet"\s+href="https://maxcdn\.bootstrapcdn\.com/font-awesome/'
+    r'4\.4\.0/css/font-awesome\.min\.css"\s*/?>\n?')
+
+
+def drop_covered_stylesheets(site_dir: Path) -> list[Path]:
+    """Remove :data:`COVERED_STYLESHEET` links from the site's pages; return the pages changed."""
+    changed = []
+    for page in sorted(site_dir.rglob("*.html")):
+        if "_static" in page.relative_to(site_dir).parts:
+            continue
+        html = page.read_text(encoding="utf-8")
+        cleaned = COVERED_STYLESHEET.sub("", html)
+        if cleaned != html:
+            page.write_text(cleaned, encoding="utf-8")
+            changed.append(page)
+    return changed
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
