@@ -331,15 +331,16 @@ def one_cycle_in_time(optimizer: torch.optim.Optimizer, seconds: float, *, warmu
 
     Args:
         optimizer: the optimizer whose learning rates are scaled.
-        seconds: the time budget, > 0.
+        seconds: the time budget, a finite number > 0.
         warmup: share of ``seconds`` spent warming up, in ``[0, 1)``.
         start_factor: factor at time 0, in ``(0, 1]``.
 
     Raises:
         ValueError: a value outside its range.
     """
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
-        raise ValueError(f"seconds must be a number > 0, got {seconds!r}")
+    if (isinstance(seconds, bool) or not isinstance(seconds, int | float)
+            or not (seconds > 0 and math.isfinite(seconds))):
+        raise ValueError(f"seconds must be a finite number > 0, got {seconds!r}")
     if not 0 <= warmup < 1:
         raise ValueError(f"warmup must be in [0, 1), got {warmup!r}")
     if not 0 < start_factor <= 1:

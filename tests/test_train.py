@@ -491,8 +491,9 @@ def test_one_cycle_in_time_ends_with_fits_time_budget():
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(seconds=0), "seconds must be a number > 0, got 0"),
-    (dict(seconds=True), "seconds must be a number > 0, got True"),
+    (dict(seconds=0), "seconds must be a finite number > 0, got 0"),
+    (dict(seconds=True), "seconds must be a finite number > 0, got True"),
+    (dict(seconds=math.inf), "seconds must be a finite number > 0, got inf"),
     (dict(seconds=10, warmup=1.0), r"warmup must be in \[0, 1\), got 1.0"),
     (dict(seconds=10, start_factor=0), r"start_factor must be in \(0, 1\], got 0"),
 ])

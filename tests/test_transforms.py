@@ -3,10 +3,12 @@
 import pytest
 import torch
 import torch.nn.functional as F
+from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from segtutor.data import (
     IGNORE_INDEX,
+    AugmentedPairs,
     JointTransform,
     RandomScale,
     eval_transforms,
@@ -156,3 +158,32 @@ def test_bad_pairs_raise():
         transform(torch.rand(3, 8, 8), torch.zeros(8, 9, dtype=torch.long))
     with pytest.raises(TypeError, match="mask dtype is torch.float32; expected torch.int64"):
         transform(torch.rand(3, 8, 8), torch.zeros(8, 8))
+
+
+def test_augmented_pairs_cycle_through_the_pairs_with_the_transforms_of_a_joint_transform():
+    pairs = [(torch.rand(1, 8, 8), torch.randint(0, 2, (8, 8))) for _ in range(3)]
+    crops = AugmentedPairs(pairs, JointTransform(v2.RandomCrop(4)), length=7)
+    assert len(crops) == 7
+    for index in range(7):
+        torch.manual_seed(index)
+        image, mask = crops[index]
+        torch.manual_seed(index)
+        expected = v2.RandomCrop(4)(tv_tensors.Image(pairs[index % 3][0]),
+                                    tv_tensors.Mask(pairs[index % 3][1]))
+        torch.testing.assert_close(image, expected[0].as_subclass(torch.Tensor))
+        torch.testing.assert_close(mask, expected[1].as_subclass(torch.Tensor))
+    loader = torch.utils.data.DataLoader(crops, batch_size=7)
+    images, masks = next(iter(loader))
+    assert images.shape == (7, 1, 4, 4) and masks.shape == (7, 4, 4)
+
+
+@pytest.mark.parametrize("pairs, length, message", [
+    ([], 4, "pairs is empty; give at least one"),
+    ([(torch.rand(1, 4, 4), torch.zeros(4, 4, dtype=torch.long))], 0,
+     "length must be a positive int, got 0"),
+    ([(torch.rand(1, 4, 4), torch.zeros(4, 4, dtype=torch.long))], 2.0,
+     "length must be a positive int, got 2.0"),
+])
+def test_augmented_pairs_bad_arguments(pairs, length, message):
+    with pytest.raises(ValueError, match=message):
+        AugmentedPairs(pairs, JointTransform(), length=length)

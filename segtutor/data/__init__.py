@@ -9,7 +9,8 @@ class id) and ``num_classes``.
 - :class:`VOCSegmentation`: Pascal VOC 2012, 21 classes, object borders = 255.
 - :class:`OxfordPets`: Oxford-IIIT Pet trimaps, background / pet, borders = 255.
 - :class:`ISBI2012`: EM membranes, membrane / cell, grayscale.
-- :func:`train_transforms`, :func:`eval_transforms`: augmentation for pairs.
+- :func:`train_transforms`, :func:`eval_transforms`: augmentation for pairs;
+  :class:`AugmentedPairs`: many augmented draws from a few pairs held in memory.
 """
 
 from .common import IGNORE_INDEX, check_pair
@@ -20,6 +21,7 @@ from .shapes import Shapes
 from .transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    AugmentedPairs,
     JointTransform,
     RandomScale,
     eval_transforms,
@@ -29,6 +31,7 @@ from .transforms import (
 from .voc import VOC_CLASSES, VOCSegmentation, download_voc2012
 
 __all__ = [
+    "AugmentedPairs",
     "IGNORE_INDEX",
     "IMAGENET_MEAN",
     "IMAGENET_STD",

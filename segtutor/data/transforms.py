@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
@@ -103,6 +104,37 @@ class JointTransform:
 
     def __repr__(self) -> str:
         return f"JointTransform({self.pipeline})"
+
+
+class AugmentedPairs(Dataset):
+    """``length`` random draws from ``(image, mask)`` pairs held in memory, each transformed.
+
+    Item ``i`` is ``transforms(*pairs[i % len(pairs)])``: with random transforms (crops,
+    flips, ...) every item is a new view, so a few large images held in memory give as many
+    training crops as wanted without reading (and checking) a file per crop.
+
+    Args:
+        pairs: ``(image, mask)`` pairs, e.g. ``list(ISBI2012(root, split="train"))``.
+        transforms: called as ``transforms(image, mask)``, e.g. a :class:`JointTransform`.
+        length: number of items (the loader's epoch), a positive int.
+
+    Raises:
+        ValueError: ``pairs`` is empty or ``length`` is not a positive int.
+    """
+
+    def __init__(self, pairs: Sequence[tuple[torch.Tensor, torch.Tensor]],
+                 transforms: JointTransform, length: int) -> None:
+        if len(pairs) == 0:
+            raise ValueError("pairs is empty; give at least one (image, mask) pair")
+        if isinstance(length, bool) or not isinstance(length, int) or length < 1:
+            raise ValueError(f"length must be a positive int, got {length!r}")
+        self.pairs, self.transforms, self.length = pairs, transforms, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.transforms(*self.pairs[index % len(self.pairs)])
 
 
 def train_transforms(
