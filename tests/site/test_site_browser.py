@@ -13,114 +13,33 @@ built site and ``SEGTUTOR_EXPLORER_PAGE`` at another page in it (for developing 
 
 from __future__ import annotations
 
-import functools
-import http.server
 import os
 import re
-import shutil
 import statistics
-import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-import yaml
+from offline_site import (
+    SITE,
+    OfflinePage,
+    assert_needs_nothing_from_outside,
+    toc_entries,
+    unavailable,
+)
 
 from segtutor.viz.widgets import explorer_output_size
 
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[1]
-SITE = Path(os.environ.get("SEGTUTOR_SITE_DIR", ROOT / "_build" / "html"))
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
-REQUIRED = os.environ.get("SEGTUTOR_REQUIRE_SITE") == "1"
-#: Request types a page needs to work; aborting any of them fails the test.
-NEEDED_TYPES = {"script", "stylesheet", "font", "xhr", "fetch", "document"}
-#: Page errors that come with every Jupyter Book 1.0 page and break nothing here: sphinx-thebe
-#: writes its `const THEBE_JS_URL` script twice (thebe itself is not used by this book).
-KNOWN_HARMLESS_ERRORS = ("Identifier 'THEBE_JS_URL' has already been declared",)
-#: matplotlib's ``Animation.to_jshtml()`` styles its buttons' ``<i class="fa">`` icons with a
-#: Font Awesome 4.4 stylesheet from a CDN; the build removes that link (the book theme's own
-#: ``fontawesome.js`` draws the icons as SVG), so any ``i.fa`` left in a page is an icon not drawn.
-UNDRAWN_ICONS = "i.fa"
 EXPLORER = '[data-testid="conv-explorer"]'
 SETTINGS = ("i", "k", "s", "p", "d", "output_padding")
-
-
-def unavailable(reason: str) -> None:
-    """Skip, or fail when CI requires the site (SEGTUTOR_REQUIRE_SITE=1)."""
-    if REQUIRED:
-        pytest.fail(f"{reason} (SEGTUTOR_REQUIRE_SITE=1, so this is a failure)")
-    pytest.skip(reason)
 
 
 def chapter_pages() -> list[str]:
     """Site paths of the chapters 2 and 3 listed in _toc.yml (where the explorer lives)."""
     if os.environ.get("SEGTUTOR_EXPLORER_PAGE"):
         return [os.environ["SEGTUTOR_EXPLORER_PAGE"]]
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    entries = [entry["file"] for entry in toc.get("chapters") or []]
-    entries += [entry["file"] for part in toc.get("parts") or [] for entry in part["chapters"]]
-    return [f"{entry}.html" for entry in entries if re.fullmatch(r"book/0[23]_\w+", entry)]
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    if not (SITE / "index.html").is_file():
-        unavailable(f"no built site at {SITE}; build it with the README's build command")
-    handler = functools.partial(_QuietHandler, directory=str(SITE))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).is_file() and shutil.which("chromium") is None:
-        unavailable(f"no Chromium at {CHROMIUM}; apt-get install chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("the playwright Python package is missing; pip install -r requirements.txt")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-class OfflinePage:
-    """A page whose requests to anywhere but the local server are aborted and recorded."""
-
-    def __init__(self, browser, server: str) -> None:
-        self.page = browser.new_page(viewport={"width": 1200, "height": 1600})
-        self.aborted: list[tuple[str, str]] = []
-        self.broken: list[tuple[str, str]] = []
-        self.errors: list[str] = []
-        self.page.route("**/*", functools.partial(self._route, server))
-        self.page.on("response", self._response)
-        self.page.on("pageerror", lambda error: self.errors.append(str(error)))
-
-    def _route(self, server: str, route) -> None:
-        if route.request.url.startswith(server):
-            route.continue_()
-        else:
-            self.aborted.append((route.request.resource_type, route.request.url))
-            route.abort()
-
-    def _response(self, response) -> None:
-        if response.status >= 400:
-            self.broken.append((response.request.resource_type, f"{response.status} {response.url}"))
+    return [f"{entry}.html" for entry in toc_entries() if re.fullmatch(r"book/0[23]_\w+", entry)]
 
 
 def embeds_explorer(path: str) -> bool:
@@ -194,15 +113,7 @@ def change_control(explorer, name: str, value: int) -> float:
 
 
 def test_page_needs_nothing_from_outside_the_site(chapter):
-    print(f"\n{chapter.path}: aborted requests to other hosts: {chapter.aborted or 'none'}")
-    needed = [(kind, url) for kind, url in chapter.aborted if kind in NEEDED_TYPES]
-    assert not needed, f"the page needs files from other hosts: {needed}"
-    undrawn = chapter.page.locator(UNDRAWN_ICONS)
-    assert undrawn.count() == 0, f"{undrawn.count()} Font Awesome icons were not drawn"
-    broken = [(kind, url) for kind, url in chapter.broken if kind in NEEDED_TYPES | {"image"}]
-    assert not broken, f"files the page loads are missing from the site: {broken}"
-    errors = [error for error in chapter.errors if error not in KNOWN_HARMLESS_ERRORS]
-    assert not errors, f"JavaScript errors in the page: {errors}"
+    assert_needs_nothing_from_outside(chapter)
 
 
 def test_mathjax_rendered_the_math(chapter):

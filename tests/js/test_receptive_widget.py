@@ -31,7 +31,7 @@ from segtutor.viz.receptive_widget import (
     layers_from_dicts,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODULE = ROOT / "segtutor" / "viz" / "receptive_field.js"
 RUNNER = ROOT / "tests" / "js" / "receptive_field.mjs"
 NODE = shutil.which("node")

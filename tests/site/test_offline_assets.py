@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from sphinx.errors import ExtensionError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXT_DIR = ROOT / "book" / "_ext"
 sys.path.insert(0, str(EXT_DIR))
 import segtutor_offline as offline  # noqa: E402

@@ -8,8 +8,8 @@ full region and its part on the input), and print the layer's r, S and P, for th
 own stack and for every preset, layer and input size. The redraw time per hover is printed
 (target: under 16 ms).
 
-The server, the browser and the offline page come from ``tests/test_site_browser.py``, and
-so do the rules: skips when the site or Chromium is missing, unless ``SEGTUTOR_REQUIRE_SITE=1``
+The server and the browser come from this folder's ``conftest.py``, the offline page from
+``offline_site.py``, and so do the rules: skips when the site or Chromium is missing, unless ``SEGTUTOR_REQUIRE_SITE=1``
 (then that is a failure); ``SEGTUTOR_SITE_DIR`` points at another built site and
 ``SEGTUTOR_RECEPTIVE_PAGE`` at another page in it.
 """
@@ -23,9 +23,13 @@ import statistics
 from collections.abc import Iterator
 
 import pytest
-import test_site_browser as site
-import yaml
-from test_site_browser import SITE, OfflinePage, browser, server, unavailable  # noqa: F401
+from offline_site import (
+    SITE,
+    OfflinePage,
+    assert_needs_nothing_from_outside,
+    toc_entries,
+    unavailable,
+)
 
 from segtutor import arithmetic
 from segtutor.viz.receptive_widget import PRESETS, layer_dicts, layers_from_dicts
@@ -39,9 +43,7 @@ def viewer_page() -> str | None:
     """Site path of the chapter 4 listed in _toc.yml, where the viewer lives."""
     if os.environ.get("SEGTUTOR_RECEPTIVE_PAGE"):
         return os.environ["SEGTUTOR_RECEPTIVE_PAGE"]
-    toc = yaml.safe_load((site.ROOT / "_toc.yml").read_text())
-    entries = [entry["file"] for entry in toc.get("chapters") or []]
-    entries += [entry["file"] for part in toc.get("parts") or [] for entry in part["chapters"]]
+    entries = toc_entries()
     return next((f"{entry}.html" for entry in entries if re.fullmatch(r"book/04_\w+", entry)), None)
 
 
@@ -54,13 +56,13 @@ def checked_page() -> str:
     return page
 
 
-def test_chapter_4_embeds_the_viewer(server):  # noqa: F811
+def test_chapter_4_embeds_the_viewer(server):
     page = checked_page()
     assert "receptive-field-viewer" in (SITE / page).read_text(), f"no ReceptiveFieldViewer in {page}"
 
 
 @pytest.fixture(scope="module")
-def chapter(browser, server) -> Iterator[OfflinePage]:  # noqa: F811
+def chapter(browser, server) -> Iterator[OfflinePage]:
     page = checked_page()
     offline = OfflinePage(browser, server)
     offline.page.goto(server + page, wait_until="load")
@@ -164,7 +166,7 @@ def corner_and_centre_units(viewer) -> list[tuple[int, int]]:
 
 
 def test_page_needs_nothing_from_outside_the_site(chapter):
-    site.test_page_needs_nothing_from_outside_the_site(chapter)
+    assert_needs_nothing_from_outside(chapter)
 
 
 def test_viewer_draws_its_starting_unit(viewer):

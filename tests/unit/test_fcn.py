@@ -8,7 +8,6 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 from torchvision.models.feature_extraction import create_feature_extractor
-from weights_fixtures import local_weights, unreachable_url
 
 from segtutor import models
 from segtutor.models import fcn, vgg
@@ -190,7 +189,7 @@ def test_bad_output_stride():
         fcn.fcn(4, num_classes=2, width=4, fc_channels=8)
 
 
-def test_offline_backbone_weights_raise_weights_unavailable(tmp_path, monkeypatch):
+def test_offline_backbone_weights_raise_weights_unavailable(tmp_path, monkeypatch, local_weights, unreachable_url):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     url = unreachable_url("vgg16-00000000.pth")
     with pytest.raises(vgg.WeightsUnavailableError, match=rf"could not download .* from {url}"):

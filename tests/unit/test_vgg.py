@@ -11,7 +11,6 @@ import torch
 import torchvision
 from torch import nn
 from torchvision.models.feature_extraction import create_feature_extractor
-from weights_fixtures import local_weights, unreachable_url
 
 from segtutor import models
 from segtutor.models import vgg
@@ -192,7 +191,7 @@ def test_resolve_weights_uses_torchvision_enum():
     assert vgg.resolve_weights(None) is None
 
 
-def test_load_weights_reads_through_torchvision_api_from_a_file_url(tmp_path, monkeypatch):
+def test_load_weights_reads_through_torchvision_api_from_a_file_url(tmp_path, monkeypatch, local_weights):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     source = vgg.vgg16(num_classes=7, width=8, hidden=16)
     saved = tmp_path / "tiny.pth"
@@ -207,7 +206,7 @@ def test_load_weights_reads_through_torchvision_api_from_a_file_url(tmp_path, mo
         assert torch.equal(loaded.state_dict()[key], value)
 
 
-def test_offline_download_raises_weights_unavailable(tmp_path, monkeypatch):
+def test_offline_download_raises_weights_unavailable(tmp_path, monkeypatch, local_weights, unreachable_url):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     url = unreachable_url("vgg16-00000000.pth")
     with pytest.raises(vgg.WeightsUnavailableError, match=rf"could not download .* from {url}"):

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_models.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_models.py"
 spec = importlib.util.spec_from_file_location("bench_models", SCRIPT)
 bench = importlib.util.module_from_spec(spec)
 sys.modules["bench_models"] = bench  # dataclasses look their module up there

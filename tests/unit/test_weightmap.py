@@ -15,7 +15,7 @@ from segtutor.weightmap import (
     unet_weight_map,
 )
 
-ISBI_LABEL = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "isbi2012" / \
+ISBI_LABEL = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "isbi2012" / \
     "train" / "label" / "3.png"
 
 

@@ -38,7 +38,7 @@ from segtutor.data import (
 )
 from segtutor.data.isbi2012_sha256 import ISBI2012_SHA256
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SHARED_ISBI = REPO_ROOT.parent / "shared" / "data" / "isbi2012"
 
 

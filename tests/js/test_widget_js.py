@@ -22,7 +22,7 @@ import traitlets
 from segtutor import arithmetic
 from segtutor.viz.widgets import LIMITS, ConvExplorer, explorer_output_size
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODULE = ROOT / "segtutor" / "viz" / "conv_explorer.js"
 RUNNER = ROOT / "tests" / "js" / "arithmetic.mjs"
 NODE = shutil.which("node")
