@@ -1,24 +1,34 @@
-"""Device choice, seeding, runtime profiles and environment detection.
+"""Device choice, seeding, runtime profiles, environment detection and module modes.
 
 Every chapter starts with :func:`start_chapter`, which picks the device (CUDA, then
 Apple's MPS, then the CPU), seeds every random number generator, and prints the
 versions and the *runtime profile*: ``"cpu"`` (small images, short training, at most
 three minutes a chapter on two cores) or ``"gpu"`` (larger images, longer training,
 real data sets when they can be downloaded).
+
+:func:`eval_mode` runs a block with a model in evaluation mode and restores every
+module's own mode afterwards. (``show_source`` moved to :mod:`segtutor.viz`,
+``median_seconds`` and ``count_parameters`` to :mod:`segtutor.bench`; the old names still
+work for one release, with a ``DeprecationWarning``.)
 """
 
 from __future__ import annotations
 
-import inspect
 import os
 import platform
 import random
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import torch
+from torch import nn
+
+from ._checks import check_int
+from ._deprecated import moved_names
 
 T = TypeVar("T")
 
@@ -66,8 +76,7 @@ def seed_everything(seed: int = 0, deterministic: bool = False) -> None:
         seed: a non-negative integer.
         deterministic: also ask PyTorch for deterministic kernels (slower on GPU).
     """
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    check_int(seed, "seed", minimum=0)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -146,40 +155,31 @@ def start_chapter(seed: int = 0, *, prefer: str | None = None, quiet: bool = Fal
     return rt
 
 
-def show_source(obj: Any) -> Any:
-    """Display an object's real source code, syntax-highlighted, in a notebook.
+@contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Run a block with ``model`` in evaluation mode, then restore every module's own mode.
 
-    The book uses this instead of pasting code, so the text always shows what runs.
+    Batch norm then uses its running statistics and dropout is off. On leaving the block
+    (also on an error) each submodule gets back the ``training`` flag it had, so a model
+    with a frozen, evaluating part stays that way::
+
+        with eval_mode(model):
+            logits = model(images)
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``.
     """
-    from IPython.display import Code
-
-    return Code(inspect.getsource(obj), language="python")
-
-
-def median_seconds(fn: Any, *, min_run_time: float = 0.2) -> float:
-    """Median wall-clock seconds of one call ``fn()``, measured by ``torch.utils.benchmark``.
-
-    The benchmark warms up, synchronises CUDA, and repeats ``fn`` until ``min_run_time``
-    seconds have passed (at least once), so one slow outlier does not decide the figure.
-    """
-    if not callable(fn):
-        raise TypeError(f"fn must be callable, got {fn!r}")
-    if not min_run_time >= 0:
-        raise ValueError(f"min_run_time must be >= 0 seconds, got {min_run_time!r}")
-    import logging
-
-    # Importing torch.utils.benchmark logs a CUDA_HOME warning on CUDA builds without a GPU.
-    logger = logging.getLogger("torch.utils.cpp_extension")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
+    modes = [(module, module.training) for module in model.modules()]
+    model.eval()
     try:
-        from torch.utils import benchmark
+        yield model
     finally:
-        logger.setLevel(level)
-    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn})
-    return float(timer.blocked_autorange(min_run_time=min_run_time).median)
+        for module, training in modes:
+            module.training = training
 
 
-def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> int:
-    """Number of parameters (optionally only those with ``requires_grad``)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+__getattr__ = moved_names(__name__, {"show_source": "segtutor.viz",
+                                     "median_seconds": "segtutor.bench",
+                                     "count_parameters": "segtutor.bench"})

@@ -14,6 +14,7 @@ from .plots import (
     show_predictions,
     voc_palette,
 )
+from .source import show_source
 
 __all__ = [
     "IGNORE_INDEX",
@@ -23,5 +24,6 @@ __all__ = [
     "show_image",
     "show_mask",
     "show_predictions",
+    "show_source",
     "voc_palette",
 ]

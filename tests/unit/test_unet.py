@@ -13,10 +13,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from segtutor.bench import count_parameters
 from segtutor.models import create, list_models
 from segtutor.models.unet import DoubleConv, Down, UNet, Up, unet, unet_paper
 from segtutor.tiling import mirror_pad
-from segtutor.utils import count_parameters
 
 PAPER_WIDTHS = [64, 128, 256, 512, 1024]
 
