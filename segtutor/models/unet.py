@@ -31,7 +31,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..tiling import center_crop, predict_tiled
+from ..ops.tiling import center_crop, predict_tiled
 from ._contract import check_input, check_positive_int, pad_and_crop
 from .registry import register
 

@@ -1,5 +1,13 @@
-"""Operations the networks are built from: upsampling, unpooling, RoI pooling, CRF."""
+"""Operations the networks are built from (this layer imports only torch).
 
+* :mod:`~segtutor.ops.upsample`: interpolation, bed of nails, max unpooling, transposed and
+  resize convolutions;
+* :mod:`~segtutor.ops.blocks`: :func:`conv_bn_relu`, the block most networks repeat;
+* :mod:`~segtutor.ops.tiling`: overlap-tile prediction and averaging over the 8 symmetries.
+"""
+
+from .blocks import conv_bn_relu
+from .tiling import SymmetryAverage, center_crop, mirror_indices, mirror_pad, predict_tiled
 from .upsample import (
     INTERPOLATION_MODES,
     BilinearConvTranspose2d,
@@ -21,10 +29,16 @@ __all__ = [
     "MaxPoolWithIndices",
     "PooledWithIndices",
     "ResizeConv2d",
+    "SymmetryAverage",
     "TransposedConvUpsample",
     "bed_of_nails",
     "bilinear_kernel",
+    "center_crop",
+    "conv_bn_relu",
     "max_unpool",
+    "mirror_indices",
+    "mirror_pad",
+    "predict_tiled",
     "upsample_bilinear",
     "upsample_nearest",
     "upsampling_kernel_size",

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from segtutor.models.unet import UNet, unet
-from segtutor.tiling import (
+from segtutor.ops.tiling import (
     SymmetryAverage,
     center_crop,
     mirror_indices,
@@ -111,19 +111,31 @@ def test_symmetry_average_is_invariant_to_rotations_and_flips() -> None:
 
 def test_bad_arguments_raise_clear_errors() -> None:
     image = torch.randn(1, 1, 8, 8)
-    with pytest.raises(ValueError, match="tile must be >= 1"):
+    with pytest.raises(ValueError, match="tile must be a positive int or a pair"):
         predict_tiled(lambda t: t, image, tile=0, margin=0)
-    with pytest.raises(ValueError, match="margin must be >= 0"):
+    with pytest.raises(ValueError, match="margin must be a non-negative int or a pair"):
         predict_tiled(lambda t: t, image, tile=4, margin=-1)
-    with pytest.raises(TypeError, match="tile must be an int or a pair"):
+    with pytest.raises(ValueError, match=r"tile must be a positive int or a pair .* \(3 entries\)"):
         predict_tiled(lambda t: t, image, tile=(4, 4, 4), margin=0)
+    with pytest.raises(TypeError, match="tile must be a positive int or a pair"):
+        predict_tiled(lambda t: t, image, tile=4.0, margin=0)
     with pytest.raises(ValueError, match=r"\[N, C, H, W\]"):
         predict_tiled(lambda t: t, image[0], tile=4, margin=0)
     with pytest.raises(TypeError, match="torch.Tensor"):
         predict_tiled(lambda t: t, image.numpy(), tile=4, margin=0)
     with pytest.raises(ValueError, match="cannot centre-crop 9x10 to 4x4"):
         predict_tiled(lambda t: t[..., 1:, :], image, tile=4, margin=3)
-    with pytest.raises(ValueError, match="size=0"):
+    with pytest.raises(ValueError, match="size must be a positive int, got 0"):
         mirror_indices(0, 1, 1)
     with pytest.raises(ValueError, match=r"shape \(3,\)"):
         mirror_pad(torch.zeros(3), 1, 1, 1, 1)
+
+
+def test_old_import_path_warns_and_serves_the_same_functions() -> None:
+    import importlib
+    import sys
+
+    sys.modules.pop("segtutor.tiling", None)
+    with pytest.warns(DeprecationWarning, match="segtutor.tiling moved to segtutor.ops.tiling"):
+        old = importlib.import_module("segtutor.tiling")
+    assert old.predict_tiled is predict_tiled and old.mirror_indices is mirror_indices

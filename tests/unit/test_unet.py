@@ -16,7 +16,7 @@ from torch import nn
 from segtutor.bench import count_parameters
 from segtutor.models import create, list_models
 from segtutor.models.unet import DoubleConv, Down, UNet, Up, unet, unet_paper
-from segtutor.tiling import mirror_pad
+from segtutor.ops.tiling import mirror_pad
 
 PAPER_WIDTHS = [64, 128, 256, 512, 1024]
 

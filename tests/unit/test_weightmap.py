@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from segtutor.weightmap import (
+from segtutor.data.weightmap import (
     border_weights,
     class_balance_weights,
     label_cells,
@@ -117,7 +117,19 @@ def test_bad_inputs_raise_clear_errors() -> None:
         unet_weight_map(mask[None])
     with pytest.raises(TypeError, match="numpy array or a torch.Tensor, got list"):
         unet_weight_map(mask.tolist())
-    with pytest.raises(ValueError, match="sigma=0"):
+    with pytest.raises(ValueError, match="sigma must be a finite number > 0, got 0"):
         border_weights(label_cells(mask), sigma=0)
-    with pytest.raises(ValueError, match="truncate=-1"):
+    with pytest.raises(ValueError, match="truncate must be a finite number > 0, got -1"):
         border_weights(label_cells(mask), truncate=-1)
+
+
+def test_old_import_path_warns_and_serves_the_same_functions() -> None:
+    import importlib
+    import sys
+
+    from segtutor.data import weightmap
+
+    sys.modules.pop("segtutor.weightmap", None)
+    with pytest.warns(DeprecationWarning, match="segtutor.weightmap moved to segtutor.data.weightmap"):
+        old = importlib.import_module("segtutor.weightmap")
+    assert old.unet_weight_map is weightmap.unet_weight_map
