@@ -1,4 +1,5 @@
-"""segtutor.boundary against scikit-image's find_boundaries, SciPy's dilation and NumPy counting."""
+"""segtutor.metrics.boundary_band and trimap_iou against scikit-image's find_boundaries,
+SciPy's dilation and NumPy counting (the Boundary IoU: test_boundary_iou.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from hypothesis.extra.numpy import arrays
 from scipy import ndimage
 from skimage.segmentation import find_boundaries
 
-from segtutor.boundary import boundary_band, boundary_iou
+from segtutor.metrics import boundary_band, trimap_iou
 
 
 def reference_band(labels: np.ndarray, width: int) -> np.ndarray:
@@ -55,9 +56,9 @@ def test_iou_matches_numpy_counting(target, seed, width):
     arguments = (torch.from_numpy(pred)[None], torch.from_numpy(target)[None], 3, width)
     if math.isnan(expected):  # no counted pixel near a boundary
         with pytest.raises(ValueError, match=f"no counted pixel within width={width}"):
-            boundary_iou(*arguments)
+            trimap_iou(*arguments)
     else:
-        assert boundary_iou(*arguments) == pytest.approx(expected, abs=1e-12)
+        assert trimap_iou(*arguments) == pytest.approx(expected, abs=1e-12)
 
 
 def test_a_square_band_by_hand():
@@ -76,25 +77,45 @@ def test_logits_and_labels_agree_and_interior_errors_do_not_count():
     target[0, 2:10, 2:10] = 1
     pred = target.clone()
     pred[0, 5:7, 5:7] = 0  # wrong, but 3 pixels inside the edge: outside a width-2 band
-    assert boundary_iou(pred, target, 2, width=2) == 1.0
-    assert boundary_iou(pred, target, 2, width=4) < 1.0
+    assert trimap_iou(pred, target, 2, width=2) == 1.0
+    assert trimap_iou(pred, target, 2, width=4) < 1.0
     logits = torch.nn.functional.one_hot(pred, 2).permute(0, 3, 1, 2).float()
-    assert boundary_iou(logits, target, 2, width=4) == boundary_iou(pred, target, 2, width=4)
+    assert trimap_iou(logits, target, 2, width=4) == trimap_iou(pred, target, 2, width=4)
 
 
 def test_errors_name_the_value():
     target = torch.zeros(1, 4, 4, dtype=torch.long)
-    with pytest.raises(ValueError, match="width must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match="width must be a positive int, got 0"):
         boundary_band(target, 0)
-    with pytest.raises(TypeError, match="width must be an int >= 1, got 1.5"):
+    with pytest.raises(TypeError, match="width must be a positive int, got 1.5"):
         boundary_band(target, 1.5)
     with pytest.raises(TypeError, match="target must be an integer tensor .*torch.float32"):
         boundary_band(target.float(), 1)
-    with pytest.raises(ValueError, match=r"target must be \[N, H, W\], got shape \(4, 4\)"):
+    with pytest.raises(ValueError, match=r"target must be 3-D \[N, H, W\], got shape \(4, 4\)"):
         boundary_band(target[0], 1)
     with pytest.raises(ValueError, match=r"pred of shape \(1, 3, 4, 4\) does not fit target"):
-        boundary_iou(torch.zeros(1, 3, 4, 4), target, 2)
-    with pytest.raises(TypeError, match="pred must be a tensor of logits or labels, got list"):
-        boundary_iou([0], target, 2)
+        trimap_iou(torch.zeros(1, 3, 4, 4), target, 2)
+    with pytest.raises(TypeError, match=r"pred must be a torch.Tensor of logits .* or "
+                       r"labels .*got \[0\] \(list\)"):
+        trimap_iou([0], target, 2)
     with pytest.raises(ValueError, match=r"no counted pixel within width=3 .*labels present: \[0\]"):
-        boundary_iou(target, target, 2)
+        trimap_iou(target, target, 2)
+
+
+def test_old_module_warns_and_keeps_the_trimap_meaning(monkeypatch):
+    """segtutor.boundary is a deprecated shim: its boundary_iou is still the trimap IoU."""
+    import importlib
+    import sys
+
+    from segtutor import metrics
+
+    monkeypatch.delitem(sys.modules, "segtutor.boundary", raising=False)
+    with pytest.warns(DeprecationWarning, match="segtutor.boundary moved to segtutor.metrics"):
+        old = importlib.import_module("segtutor.boundary")
+    assert old.boundary_band is boundary_band
+    with pytest.warns(DeprecationWarning, match="segtutor.boundary.boundary_iou moved to "
+                      "segtutor.metrics.trimap_iou"):
+        old_iou = old.boundary_iou
+    assert old_iou is trimap_iou and old_iou is not metrics.boundary_iou
+    with pytest.raises(AttributeError, match="has no attribute 'per_class_boundary_iou'"):
+        old.per_class_boundary_iou  # noqa: B018

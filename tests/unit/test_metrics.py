@@ -12,6 +12,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from segtutor import metrics
+from segtutor._checks import IGNORE_INDEX
 from segtutor.metrics import ConfusionMatrix
 
 IGNORE = 255
@@ -219,15 +220,35 @@ def test_counts_on_cuda_match_cpu():
 # -- bad input --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bad", [1, 0, 2.0, True, "3"])
+@pytest.mark.parametrize("bad", [1, 0])
 def test_bad_num_classes(bad):
     with pytest.raises(ValueError, match="num_classes must be an int >= 2"):
         ConfusionMatrix(bad)
 
 
+@pytest.mark.parametrize("bad", [2.0, 1.5, True, "3"])
+def test_num_classes_of_the_wrong_type(bad):
+    with pytest.raises(TypeError, match="num_classes must be an int >= 2"):
+        ConfusionMatrix(bad)
+
+
 def test_bad_ignore_index_type():
-    with pytest.raises(TypeError, match="ignore_index must be an int or None, got 2.5"):
+    with pytest.raises(TypeError, match=r"ignore_index must be None or an int, got 2.5 \(float\)"):
         ConfusionMatrix(3, ignore_index=2.5)
+
+
+def test_package_layout():
+    """The one-batch functions and the boundary measures are importable from the package."""
+    from segtutor.metrics import boundary, confusion
+
+    assert metrics.ConfusionMatrix is confusion.ConfusionMatrix
+    assert metrics.mean_iou is confusion.mean_iou
+    assert metrics.boundary_band is boundary.boundary_band
+    assert metrics.trimap_iou is boundary.trimap_iou
+    assert metrics.boundary_iou is boundary.boundary_iou
+    assert set(metrics.__all__) == set(confusion.__all__) | set(boundary.__all__)
+    assert all(hasattr(metrics, name) for name in metrics.__all__)
+    assert metrics.ConfusionMatrix(3).ignore_index == IGNORE_INDEX == 255
 
 
 def test_target_out_of_range_names_the_value():

@@ -10,16 +10,18 @@ never has to sit in memory), and the metrics are read off it:
 * per-class IoU (Jaccard index) = ``TP / (TP + FP + FN)``; mIoU is its mean;
 * per-class Dice (F1) = ``2 TP / (2 TP + FP + FN)``, which equals ``2 IoU / (1 + IoU)``.
 
-Pixels whose target is ``ignore_index`` (255, e.g. Pascal VOC's object borders) are
-not counted at all. A class that appears neither in the targets nor in the
-predictions has an undefined IoU (0 / 0): it is reported as NaN and left out of the
-means (``nanmean``), the convention of the FCN paper's evaluation code.
+Pixels whose target is ``ignore_index`` (``IGNORE_INDEX`` = 255, e.g. Pascal VOC's
+object borders) are not counted at all. A class that appears neither in the targets nor
+in the predictions has an undefined IoU (0 / 0): it is reported as NaN and left out of
+the means (``nanmean``), the convention of the FCN paper's evaluation code.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+from .._checks import IGNORE_INDEX, check_int, check_optional_int
 
 __all__ = [
     "ConfusionMatrix",
@@ -38,6 +40,11 @@ class ConfusionMatrix:
         num_classes: ``C``, at least 2.
         ignore_index: target value whose pixels are skipped; ``None`` skips nothing.
 
+    Raises:
+        TypeError: ``num_classes`` is not an int (``True`` and ``2.0`` included), or
+            ``ignore_index`` is neither an int nor ``None``.
+        ValueError: ``num_classes < 2``.
+
     Example::
 
         cm = ConfusionMatrix(num_classes=3)
@@ -50,15 +57,9 @@ class ConfusionMatrix:
     tensors.
     """
 
-    def __init__(self, num_classes: int, ignore_index: int | None = 255) -> None:
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
-        if ignore_index is not None and (
-            isinstance(ignore_index, bool) or not isinstance(ignore_index, int)
-        ):
-            raise TypeError(f"ignore_index must be an int or None, got {ignore_index!r}")
-        self.num_classes = num_classes
-        self.ignore_index = ignore_index
+    def __init__(self, num_classes: int, ignore_index: int | None = IGNORE_INDEX) -> None:
+        self.num_classes = check_int(num_classes, "num_classes", minimum=2)
+        self.ignore_index = check_optional_int(ignore_index, "ignore_index")
         self.matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64)
 
     def reset(self) -> None:
@@ -80,55 +81,18 @@ class ConfusionMatrix:
                 floating point nor integer.
             ValueError: the shapes do not match, or a label is out of range.
         """
-        labels = self._pred_labels(pred, target)
+        labels = _predicted_labels(pred, target, self.num_classes)
         truth, guess = target.reshape(-1).long(), labels.reshape(-1).long()
         if self.ignore_index is not None:
             counted = truth != self.ignore_index
             truth, guess = truth[counted], guess[counted]
-        self._check_range(truth, "target", mention_ignore=True)
-        self._check_range(guess, "pred", mention_ignore=False)
+        _check_label_range(truth, "target", self.num_classes, self.ignore_index)
+        _check_label_range(guess, "pred", self.num_classes)
         c = self.num_classes
         counts = torch.bincount(truth * c + guess, minlength=c * c).reshape(c, c)
         if self.matrix.device != counts.device:
             self.matrix = self.matrix.to(counts.device)
         self.matrix += counts
-
-    def _pred_labels(self, pred: Tensor, target: Tensor) -> Tensor:
-        if not isinstance(target, Tensor) or not isinstance(pred, Tensor):
-            raise TypeError(
-                f"pred and target must be tensors, got {type(pred).__name__} and "
-                f"{type(target).__name__}"
-            )
-        if target.dtype.is_floating_point or target.dtype.is_complex or target.dtype == torch.bool:
-            raise TypeError(f"target must be an integer tensor, got dtype {target.dtype}")
-        if target.ndim < 1:
-            raise ValueError("target must have a batch dimension, got a 0-d tensor")
-        if pred.dtype.is_floating_point:
-            expected = (target.shape[0], self.num_classes, *target.shape[1:])
-            if tuple(pred.shape) != expected:
-                raise ValueError(
-                    f"logits of shape {tuple(pred.shape)} do not match target of shape "
-                    f"{tuple(target.shape)}: expected logits of shape {expected} "
-                    f"(num_classes={self.num_classes})"
-                )
-            return pred.argmax(dim=1)
-        if pred.dtype.is_complex or pred.dtype == torch.bool:
-            raise TypeError(f"pred must be float logits or integer labels, got dtype {pred.dtype}")
-        if pred.shape != target.shape:
-            raise ValueError(
-                f"predicted labels of shape {tuple(pred.shape)} do not match target of "
-                f"shape {tuple(target.shape)}"
-            )
-        return pred
-
-    def _check_range(self, labels: Tensor, name: str, mention_ignore: bool) -> None:
-        bad = (labels < 0) | (labels >= self.num_classes)
-        if bool(bad.any()):
-            values = torch.unique(labels[bad])[:10].tolist()
-            valid = f"[0, {self.num_classes})"
-            if mention_ignore and self.ignore_index is not None:
-                valid += f" or ignore_index={self.ignore_index}"
-            raise ValueError(f"{name} contains labels {values}; valid labels are {valid}")
 
     # -- metrics read off the table -------------------------------------------------
 
@@ -203,6 +167,56 @@ class ConfusionMatrix:
         )
 
 
+def _predicted_labels(pred: Tensor, target: Tensor, num_classes: int) -> Tensor:
+    """``pred`` as integer labels shaped like ``target`` (the argmax of logits).
+
+    Shared by the metrics of this package (private to it; see
+    :meth:`ConfusionMatrix.update` for the shapes and the errors).
+    """
+    if not isinstance(target, Tensor) or not isinstance(pred, Tensor):
+        raise TypeError(
+            f"pred and target must be tensors, got {type(pred).__name__} and "
+            f"{type(target).__name__}"
+        )
+    if target.dtype.is_floating_point or target.dtype.is_complex or target.dtype == torch.bool:
+        raise TypeError(f"target must be an integer tensor, got dtype {target.dtype}")
+    if target.ndim < 1:
+        raise ValueError("target must have a batch dimension, got a 0-d tensor")
+    if pred.dtype.is_floating_point:
+        expected = (target.shape[0], num_classes, *target.shape[1:])
+        if tuple(pred.shape) != expected:
+            raise ValueError(
+                f"logits of shape {tuple(pred.shape)} do not match target of shape "
+                f"{tuple(target.shape)}: expected logits of shape {expected} "
+                f"(num_classes={num_classes})"
+            )
+        return pred.argmax(dim=1)
+    if pred.dtype.is_complex or pred.dtype == torch.bool:
+        raise TypeError(f"pred must be float logits or integer labels, got dtype {pred.dtype}")
+    if pred.shape != target.shape:
+        raise ValueError(
+            f"predicted labels of shape {tuple(pred.shape)} do not match target of "
+            f"shape {tuple(target.shape)}"
+        )
+    return pred
+
+
+def _check_label_range(labels: Tensor, name: str, num_classes: int,
+                       ignore_index: int | None = None) -> None:
+    """Raise ``ValueError`` naming the labels of ``labels`` outside ``[0, num_classes)``.
+
+    ``labels`` must already be free of ``ignore_index`` pixels; the value is only named
+    in the message (pass it for targets, leave it out for predictions).
+    """
+    bad = (labels < 0) | (labels >= num_classes)
+    if bool(bad.any()):
+        values = torch.unique(labels[bad])[:10].tolist()
+        valid = f"[0, {num_classes})"
+        if ignore_index is not None:
+            valid += f" or ignore_index={ignore_index}"
+        raise ValueError(f"{name} contains labels {values}; valid labels are {valid}")
+
+
 def _ratio(numerator: Tensor, denominator: Tensor) -> Tensor:
     """``numerator / denominator`` with NaN (not a division warning) where the denominator is 0."""
     out = torch.full_like(numerator, float("nan"))
@@ -220,35 +234,35 @@ def _one_batch(
 
 
 def pixel_accuracy(
-    pred: Tensor, target: Tensor, num_classes: int, ignore_index: int | None = 255
+    pred: Tensor, target: Tensor, num_classes: int, ignore_index: int | None = IGNORE_INDEX
 ) -> float:
     """Pixel accuracy of one batch; see :meth:`ConfusionMatrix.update` for the shapes."""
     return _one_batch(pred, target, num_classes, ignore_index).pixel_accuracy()
 
 
 def per_class_iou(
-    pred: Tensor, target: Tensor, num_classes: int, ignore_index: int | None = 255
+    pred: Tensor, target: Tensor, num_classes: int, ignore_index: int | None = IGNORE_INDEX
 ) -> Tensor:
     """Per-class IoU of one batch (NaN for classes absent from truth and prediction)."""
     return _one_batch(pred, target, num_classes, ignore_index).per_class_iou()
 
 
 def mean_iou(
-    pred: Tensor, target: Tensor, num_classes: int, ignore_index: int | None = 255
+    pred: Tensor, target: Tensor, num_classes: int, ignore_index: int | None = IGNORE_INDEX
 ) -> float:
     """Mean IoU of one batch over the classes whose IoU is defined."""
     return _one_batch(pred, target, num_classes, ignore_index).mean_iou()
 
 
 def per_class_dice(
-    pred: Tensor, target: Tensor, num_classes: int, ignore_index: int | None = 255
+    pred: Tensor, target: Tensor, num_classes: int, ignore_index: int | None = IGNORE_INDEX
 ) -> Tensor:
     """Per-class Dice (F1) of one batch (NaN for classes absent from truth and prediction)."""
     return _one_batch(pred, target, num_classes, ignore_index).per_class_dice()
 
 
 def mean_dice(
-    pred: Tensor, target: Tensor, num_classes: int, ignore_index: int | None = 255
+    pred: Tensor, target: Tensor, num_classes: int, ignore_index: int | None = IGNORE_INDEX
 ) -> float:
     """Mean Dice of one batch over the classes whose Dice is defined."""
     return _one_batch(pred, target, num_classes, ignore_index).mean_dice()
