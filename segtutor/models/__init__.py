@@ -2,14 +2,30 @@
 
     >>> from segtutor import models
     >>> net = models.create("tiny_fcn", num_classes=4)
+    >>> net = models.unet(num_classes=2)          # the builders, as in torchvision.models
 
 Semantic models take ``float[N, C_in, H, W]`` and return logits
-``float[N, num_classes, H, W]`` at the input's resolution (see ``DESIGN.md``).
+``float[N, num_classes, H, W]`` at the input's resolution (the model contract, see
+``CONTRIBUTING.md`` and :mod:`segtutor.models._contract`). Every builder is keyword-only and
+registered (:func:`create`, :func:`list_models`, :func:`model_info`).
+
+As in ``torchvision.models`` (where ``torchvision.models.alexnet`` is the builder, not the
+module ``alexnet.py``), a builder named like its file wins the name: ``models.unet`` and
+``models.segnet`` are the builders; their modules are imported by path, e.g.
+``from segtutor.models.unet import UNet``.
 """
 
-from . import simple  # noqa: F401, I001  (registers its builders)
-from . import fcn, segnet, vgg  # noqa: F401, E402  (registers its builders)
-from . import unet  # noqa: F401, E402  (registers its builders)
+# Importing each file registers its builders (and binds the modules fcn, simple, vgg here).
+from .fcn import FCN, fcn8s, fcn16s, fcn32s
 from .registry import TASKS, ModelInfo, create, list_models, model_info, register
+from .segnet import SegNet, segnet
+from .simple import PatchClassifier, TinyFCN, patch_classifier, tiny_fcn
+from .unet import UNet, unet, unet_paper
+from .vgg import VGG, VGG16_Weights, WeightsUnavailableError, vgg16
 
-__all__ = ["TASKS", "ModelInfo", "create", "list_models", "model_info", "register"]
+__all__ = [
+    "FCN", "TASKS", "VGG", "VGG16_Weights", "ModelInfo", "PatchClassifier", "SegNet", "TinyFCN",
+    "UNet", "WeightsUnavailableError", "create", "fcn8s", "fcn16s", "fcn32s", "list_models",
+    "model_info", "patch_classifier", "register", "segnet", "tiny_fcn", "unet", "unet_paper",
+    "vgg16",
+]

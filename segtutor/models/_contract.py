@@ -23,6 +23,11 @@ from typing import NamedTuple
 import torch.nn.functional as F
 from torch import Tensor
 
+from .._checks import check_choice, check_positive_int
+
+__all__ = ["PAD_MODES", "Padding", "check_input", "check_positive_int", "crop_padding",
+           "pad_and_crop", "pad_to_multiple", "padding_to_multiple"]
+
 PAD_MODES = ("constant", "reflect", "replicate")
 
 
@@ -33,24 +38,6 @@ class Padding(NamedTuple):
     right: int
     top: int
     bottom: int
-
-
-def check_positive_int(value: object, name: str) -> int:
-    """Return ``value`` if it is a positive ``int`` (not a ``bool``); raise otherwise.
-
-    Args:
-        value: the value to check, e.g. a builder's ``num_classes``.
-        name: the argument's name, used in the error message.
-
-    Raises:
-        TypeError: ``value`` is not an ``int``.
-        ValueError: ``value`` is zero or negative.
-    """
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be a positive int, got {value!r} ({type(value).__name__})")
-    if value < 1:
-        raise ValueError(f"{name} must be a positive int (1 or more), got {value}")
-    return value
 
 
 def check_input(x: object, in_channels: int, min_size: int, name: str) -> None:
@@ -116,8 +103,7 @@ def pad_to_multiple(x: Tensor, multiple: int, mode: str = "constant") -> tuple[T
         TypeError, ValueError: ``multiple`` is not a positive int.
         ValueError: ``mode`` is not one of :data:`PAD_MODES`.
     """
-    if mode not in PAD_MODES:
-        raise ValueError(f"mode must be one of {PAD_MODES}, got {mode!r}")
+    check_choice(mode, "mode", PAD_MODES)
     pads = padding_to_multiple(x.shape[-2], x.shape[-1], multiple)
     if not any(pads):
         return x, pads

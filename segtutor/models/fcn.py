@@ -31,11 +31,12 @@ from collections import OrderedDict
 from typing import Any
 
 from torch import Tensor, nn
-from torchvision.models import VGG16_Weights
-from torchvision.models._api import WeightsEnum
+from torchvision.models import VGG16_Weights, WeightsEnum
 
+from .._checks import check_bool, check_choice, check_positive_int, check_probability
+from .._deprecated import renamed_keyword
 from ..ops import BilinearConvTranspose2d
-from ._contract import check_input, check_positive_int, crop_padding, pad_to_multiple
+from ._contract import check_input, crop_padding, pad_to_multiple
 from .registry import register
 from .vgg import (
     FULL_WIDTH,
@@ -58,10 +59,8 @@ SKIPS = {32: (), 16: ("pool4",), 8: ("pool4", "pool3")}
 
 def check_fcn_options(output_stride: object, freeze_upsampling: object) -> None:
     """Raise if ``output_stride`` is not 32, 16 or 8 or ``freeze_upsampling`` not a bool."""
-    if output_stride not in SKIPS:
-        raise ValueError(f"output_stride must be one of {tuple(SKIPS)}, got {output_stride!r}")
-    if not isinstance(freeze_upsampling, bool):
-        raise TypeError(f"freeze_upsampling must be a bool, got {freeze_upsampling!r}")
+    check_choice(output_stride, "output_stride", tuple(SKIPS))
+    check_bool(freeze_upsampling, "freeze_upsampling")
 
 
 class FCNHead(nn.Sequential):
@@ -180,8 +179,9 @@ def vgg16_state_to_fcn(state_dict: dict[str, Tensor]) -> dict[str, Tensor]:
     return mapped
 
 
-def fcn(output_stride: int, *, num_classes: int, in_channels: int = 3,
-        backbone_weights: str | WeightsEnum | None = None, width: int = FULL_WIDTH,
+@renamed_keyword("backbone_weights", "weights_backbone")
+def fcn(*, output_stride: int, num_classes: int, in_channels: int = 3,
+        weights_backbone: str | WeightsEnum | None = None, width: int = FULL_WIDTH,
         fc_channels: int = 4096, dropout: float = 0.5, freeze_upsampling: bool = True,
         batch_norm: bool = False, progress: bool = True) -> FCN:
     """FCN-32s, FCN-16s or FCN-8s on VGG16, as in the paper (https://arxiv.org/abs/1411.4038).
@@ -191,10 +191,12 @@ def fcn(output_stride: int, *, num_classes: int, in_channels: int = 3,
             upsampling (FCN-32s: no skip; 16s: pool4; 8s: pool4 and pool3).
         num_classes: number of classes (21 for Pascal VOC: 20 and background).
         in_channels: channels of the input images (3 for pretrained weights).
-        backbone_weights: ``None`` (random initialisation), or ImageNet VGG16 weights for the
-            backbone, fc6 and fc7: ``"IMAGENET1K_V1"`` or
+        weights_backbone: ``None`` (random initialisation), or ImageNet VGG16 weights for
+            the backbone, fc6 and fc7: ``"IMAGENET1K_V1"`` or
             ``torchvision.models.VGG16_Weights.IMAGENET1K_V1`` (downloaded by torchvision;
-            raises :class:`~segtutor.models.vgg.WeightsUnavailableError` offline).
+            raises :class:`~segtutor.models.vgg.WeightsUnavailableError` offline). The name
+            is torchvision's (``fcn_resnet50(weights_backbone=...)``); the old name
+            ``backbone_weights`` still works for one release, with a ``DeprecationWarning``.
         width: channels of VGG's first stage (64); every stage scales by ``width / 64``.
             Small widths (4--16) make CPU experiments possible; pretrained weights need 64.
         fc_channels: channels of fc6 and fc7 (4096 in the paper, where fc6 alone holds
@@ -216,8 +218,10 @@ def fcn(output_stride: int, *, num_classes: int, in_channels: int = 3,
     """
     check_positive_int(num_classes, "num_classes")
     check_positive_int(fc_channels, "fc_channels")
+    check_probability(dropout, "dropout")
+    check_bool(batch_norm, "batch_norm")
     check_fcn_options(output_stride, freeze_upsampling)
-    weights = resolve_weights(backbone_weights, VGG16_Weights)
+    weights = resolve_weights(weights_backbone, VGG16_Weights)
     state_dict = None
     if weights is not None:
         if batch_norm:
@@ -246,7 +250,7 @@ def fcn32s(*, num_classes: int, **kwargs: Any) -> FCN:
 
     Keyword arguments as for :func:`fcn`. Paper: https://arxiv.org/abs/1411.4038.
     """
-    return fcn(32, num_classes=num_classes, **kwargs)
+    return fcn(output_stride=32, num_classes=num_classes, **kwargs)
 
 
 @register(tiny_kwargs=_TINY)
@@ -255,7 +259,7 @@ def fcn16s(*, num_classes: int, **kwargs: Any) -> FCN:
 
     Keyword arguments as for :func:`fcn`. Paper: https://arxiv.org/abs/1411.4038.
     """
-    return fcn(16, num_classes=num_classes, **kwargs)
+    return fcn(output_stride=16, num_classes=num_classes, **kwargs)
 
 
 @register(tiny_kwargs=_TINY)
@@ -264,4 +268,4 @@ def fcn8s(*, num_classes: int, **kwargs: Any) -> FCN:
 
     Keyword arguments as for :func:`fcn`. Paper: https://arxiv.org/abs/1411.4038.
     """
-    return fcn(8, num_classes=num_classes, **kwargs)
+    return fcn(output_stride=8, num_classes=num_classes, **kwargs)

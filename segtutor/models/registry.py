@@ -20,6 +20,7 @@ and quick CPU demos. Both forms work::
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -64,7 +65,8 @@ def register(builder: Builder | None = None, *, task: str = "semantic",
     Raises:
         ValueError: ``task`` is not one of :data:`TASKS`, or another builder already has
             this name.
-        TypeError: ``tiny_kwargs`` is not a mapping.
+        TypeError: ``tiny_kwargs`` is not a mapping, or the builder takes an argument by
+            position (builders are keyword-only).
     """
     if task not in TASKS:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
@@ -73,6 +75,11 @@ def register(builder: Builder | None = None, *, task: str = "semantic",
 
     def record(function: Builder) -> Builder:
         name = function.__name__
+        positional = [p.name for p in inspect.signature(function).parameters.values()
+                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)]
+        if positional:
+            raise TypeError(f"builder {name!r} takes {positional} by position; builders are "
+                            f"keyword-only, as torchvision's: def {name}(*, num_classes, ...)")
         if name in _BUILDERS and _BUILDERS[name].builder is not function:
             raise ValueError(f"a model named {name!r} is already registered")
         _BUILDERS[name] = ModelInfo(name, function, task, MappingProxyType(dict(tiny_kwargs or {})))

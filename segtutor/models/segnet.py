@@ -18,7 +18,9 @@ from collections.abc import Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._contract import check_input, check_positive_int, crop_padding, pad_to_multiple
+from .._checks import check_positive_int
+from ..ops import conv_bn_relu
+from ._contract import check_input, crop_padding, pad_to_multiple
 from .registry import register
 from .vgg import (
     FULL_WIDTH,
@@ -43,12 +45,6 @@ SEGNET_DECODER_CONFIG: tuple[tuple[int, ...], ...] = (
 )
 
 
-def conv_bn_relu(in_channels: int, out_channels: int) -> list[nn.Module]:
-    """A 3x3 convolution (padding 1), batch norm and ReLU: SegNet's building block."""
-    return [nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1),
-            nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
-
-
 def make_decoder(config: Sequence[Sequence[int]], in_channels: int,
                  width: int = FULL_WIDTH) -> nn.ModuleList:
     """One ``nn.Sequential`` of convolutions per decoder stage, channels scaled by ``width / 64``."""
@@ -58,7 +54,7 @@ def make_decoder(config: Sequence[Sequence[int]], in_channels: int,
         layers: list[nn.Module] = []
         for out_channels in stage:
             scaled = out_channels * width // FULL_WIDTH
-            layers += conv_bn_relu(channels, scaled)
+            layers += conv_bn_relu(channels, scaled, bias=True)  # VGG16-BN keeps the bias
             channels = scaled
         stages.append(nn.Sequential(*layers))
     return stages

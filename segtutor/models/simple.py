@@ -24,7 +24,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.data import Dataset, TensorDataset
 
-from ._contract import check_input, check_positive_int, crop_padding, pad_to_multiple
+from .._checks import IGNORE_INDEX, check_int, check_positive_int
+from ..ops import conv_bn_relu
+from ..utils import eval_mode
+from ._contract import check_input, crop_padding, pad_to_multiple
 from .registry import register
 
 __all__ = [
@@ -36,15 +39,6 @@ __all__ = [
     "segment_by_patches",
     "tiny_fcn",
 ]
-
-
-def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
-    """A 3x3 convolution (padding 1, so the size is kept), batch norm and ReLU."""
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    )
 
 
 class ConvFeatures(nn.Sequential):
@@ -207,10 +201,8 @@ def segment_by_patches(model: PatchClassifier, images: Tensor, *, batch_size: in
     check_input(images, model.in_channels, 1, "segment_by_patches")
     device = next(model.parameters()).device
     height, width = images.shape[-2:]
-    was_training = model.training
-    model.eval()
-    try:
-        labelled = []
+    labelled = []
+    with eval_mode(model):
         for image in images:
             windows = patch_windows(image, model.patch_size)
             pixels = torch.arange(height * width, device=images.device)
@@ -219,13 +211,11 @@ def segment_by_patches(model: PatchClassifier, images: Tensor, *, batch_size: in
                 for chunk in pixels.split(batch_size)
             ])
             labelled.append(logits.T.reshape(-1, height, width))
-    finally:
-        model.train(was_training)
     return torch.stack(labelled).to(images.device)
 
 
 def sample_patches(dataset: Dataset, *, patch_size: int, patches_per_image: int,
-                   seed: int = 0, ignore_index: int = 255) -> TensorDataset:
+                   seed: int = 0, ignore_index: int = IGNORE_INDEX) -> TensorDataset:
     """Training pairs (patch, label of its centre pixel) for a :class:`PatchClassifier`.
 
     From each ``(image, mask)`` of ``dataset``, ``patches_per_image`` pixels are drawn
@@ -246,7 +236,10 @@ def sample_patches(dataset: Dataset, *, patch_size: int, patches_per_image: int,
     Raises:
         ValueError: image and mask sizes differ, or a mask has no labelled pixel.
     """
+    check_positive_int(patch_size, "patch_size")
     check_positive_int(patches_per_image, "patches_per_image")
+    check_int(seed, "seed", minimum=0)
+    check_int(ignore_index, "ignore_index")
     generator = torch.Generator().manual_seed(seed)
     patches, labels = [], []
     for index in range(len(dataset)):

@@ -17,7 +17,7 @@ Two builders, both registered, both following the book's model contract
   :meth:`UNet.network`, shrinks its input: 572×572 in → 388×388 out, and only sizes
   ``188 + 16·k`` fit. ``net(x)`` meets the contract the way the paper predicts large
   images: it mirror-pads the image by 92 pixels and predicts it by overlap-tile
-  (:func:`segtutor.tiling.predict_tiled`).
+  (:func:`segtutor.ops.tiling.predict_tiled`).
 * :func:`unet` — the variant people train today: *same* (padded) convolutions with batch
   norm, a width (``base_channels``) and ``depth`` option; ``net(x)`` pads the input to a
   multiple of ``2**depth`` and crops the logits back.
@@ -31,8 +31,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..ops.tiling import center_crop, predict_tiled
-from ._contract import check_input, check_positive_int, pad_and_crop
+from .._checks import check_bool, check_positive_int
+from ..ops import center_crop, conv_bn_relu, predict_tiled
+from ._contract import check_input, pad_and_crop
 from .registry import register
 
 __all__ = ["DoubleConv", "Down", "Up", "UNet", "unet", "unet_paper"]
@@ -52,14 +53,9 @@ class DoubleConv(nn.Sequential):
 
     def __init__(self, in_channels: int, out_channels: int, *, padding: int,
                  batch_norm: bool) -> None:
-        layers: list[nn.Module] = []
-        for channels_in in (in_channels, out_channels):
-            layers.append(nn.Conv2d(channels_in, out_channels, kernel_size=3,
-                                    padding=padding, bias=not batch_norm))
-            if batch_norm:
-                layers.append(nn.BatchNorm2d(out_channels))
-            layers.append(nn.ReLU(inplace=True))
-        super().__init__(*layers)
+        super().__init__(
+            *conv_bn_relu(in_channels, out_channels, padding=padding, batch_norm=batch_norm),
+            *conv_bn_relu(out_channels, out_channels, padding=padding, batch_norm=batch_norm))
 
 
 class Down(nn.Sequential):
@@ -115,7 +111,7 @@ class UNet(nn.Module):
     * ``valid=True`` (the paper): :meth:`network` shrinks its input (572 → 388; see
       :meth:`output_size` and :meth:`input_size`); ``forward`` mirror-pads the image by
       :attr:`margin` pixels and predicts it by overlap-tile
-      (:func:`segtutor.tiling.predict_tiled`), by default with one tile just large
+      (:func:`segtutor.ops.tiling.predict_tiled`), by default with one tile just large
       enough for the whole image.
 
     Args:
@@ -139,8 +135,7 @@ class UNet(nn.Module):
         self.depth = check_positive_int(depth, "depth")
         check_positive_int(base_channels, "base_channels")
         for name, flag in (("batch_norm", batch_norm), ("bilinear", bilinear), ("valid", valid)):
-            if not isinstance(flag, bool):
-                raise TypeError(f"{name} must be True or False, got {flag!r}")
+            check_bool(flag, name)
         self.valid = valid
         self.min_size = 1
         padding = 0 if valid else 1

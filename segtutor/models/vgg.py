@@ -23,10 +23,10 @@ from collections import OrderedDict
 
 import torch
 from torch import Tensor, nn
-from torchvision.models import VGG16_Weights
-from torchvision.models._api import WeightsEnum
+from torchvision.models import VGG16_Weights, WeightsEnum
 
-from ._contract import check_positive_int
+from .._checks import check_bool, check_positive_int, check_probability
+from ..ops import conv_bn_relu
 from .registry import register
 
 __all__ = [
@@ -81,6 +81,7 @@ def make_features(config: tuple[int | str, ...] = VGG16_CONFIG, *, in_channels: 
     """
     check_positive_int(in_channels, "in_channels")
     check_positive_int(width, "width")
+    check_bool(batch_norm, "batch_norm")
     layers: list[nn.Module] = []
     channels = in_channels
     for item in config:
@@ -91,10 +92,7 @@ def make_features(config: tuple[int | str, ...] = VGG16_CONFIG, *, in_channels: 
         if out_channels < 1:
             raise ValueError(f"width={width} scales the config entry {item} to 0 channels; "
                              f"use width >= {-(-FULL_WIDTH // item)}")
-        layers.append(nn.Conv2d(channels, out_channels, kernel_size=3, padding=1))
-        if batch_norm:
-            layers.append(nn.BatchNorm2d(out_channels))
-        layers.append(nn.ReLU(inplace=True))
+        layers += conv_bn_relu(channels, out_channels, batch_norm=batch_norm, bias=True)
         channels = out_channels
     return nn.Sequential(*layers)
 
@@ -147,6 +145,7 @@ class VGG(nn.Module):
         super().__init__()
         check_positive_int(num_classes, "num_classes")
         check_positive_int(hidden, "hidden")
+        check_probability(dropout, "dropout")
         self.features = features
         self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
         self.classifier = nn.Sequential(

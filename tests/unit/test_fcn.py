@@ -155,19 +155,19 @@ def test_registered_semantic_models():
 
 
 @pytest.mark.parametrize(("kwargs", "error", "match"), [
-    ({"num_classes": 0}, ValueError, r"num_classes must be a positive int \(1 or more\), got 0"),
+    ({"num_classes": 0}, ValueError, r"num_classes must be a positive int, got 0"),
     ({"num_classes": 2, "fc_channels": 0}, ValueError, "fc_channels must be a positive int"),
     ({"num_classes": 2, "width": 2.0}, TypeError, r"width must be a positive int, got 2.0"),
     ({"num_classes": 2, "freeze_upsampling": "yes"}, TypeError,
-     "freeze_upsampling must be a bool, got 'yes'"),
-    ({"num_classes": 2, "backbone_weights": "IMAGENET1K_V1", "width": 8}, ValueError,
+     "freeze_upsampling must be True or False, got 'yes'"),
+    ({"num_classes": 2, "weights_backbone": "IMAGENET1K_V1", "width": 8}, ValueError,
      r"need width=64, got width=8"),
-    ({"num_classes": 2, "backbone_weights": "IMAGENET1K_V1", "in_channels": 1}, ValueError,
+    ({"num_classes": 2, "weights_backbone": "IMAGENET1K_V1", "in_channels": 1}, ValueError,
      r"need in_channels=3, got in_channels=1"),
-    ({"num_classes": 2, "backbone_weights": "IMAGENET1K_V1", "fc_channels": 64}, ValueError,
+    ({"num_classes": 2, "weights_backbone": "IMAGENET1K_V1", "fc_channels": 64}, ValueError,
      r"need fc_channels=4096, got fc_channels=64"),
-    ({"num_classes": 2, "backbone_weights": "IMAGENET"}, ValueError, "unknown weights 'IMAGENET'"),
-    ({"num_classes": 2, "backbone_weights": "IMAGENET1K_V1", "batch_norm": True}, ValueError,
+    ({"num_classes": 2, "weights_backbone": "IMAGENET"}, ValueError, "unknown weights 'IMAGENET'"),
+    ({"num_classes": 2, "weights_backbone": "IMAGENET1K_V1", "batch_norm": True}, ValueError,
      "are for VGG16 without batch norm; got batch_norm=True"),
 ])
 def test_bad_builder_arguments(kwargs, error, match):
@@ -186,14 +186,24 @@ def test_batch_norm_backbone_is_torchvision_vgg16_bn():
 
 def test_bad_output_stride():
     with pytest.raises(ValueError, match=r"output_stride must be one of \(32, 16, 8\), got 4"):
-        fcn.fcn(4, num_classes=2, width=4, fc_channels=8)
+        fcn.fcn(output_stride=4, num_classes=2, width=4, fc_channels=8)
 
 
 def test_offline_backbone_weights_raise_weights_unavailable(tmp_path, monkeypatch, local_weights, unreachable_url):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     url = unreachable_url("vgg16-00000000.pth")
     with pytest.raises(vgg.WeightsUnavailableError, match=rf"could not download .* from {url}"):
-        fcn.fcn32s(num_classes=2, backbone_weights=local_weights(url, 1000))
+        fcn.fcn32s(num_classes=2, weights_backbone=local_weights(url, 1000))
+
+
+def test_builders_are_keyword_only_and_the_old_weights_keyword_warns():
+    with pytest.raises(TypeError, match="positional"):
+        fcn.fcn(8, num_classes=2)  # type: ignore[misc]
+    with pytest.warns(DeprecationWarning, match="'backbone_weights' is now called 'weights_backbone'"):
+        with pytest.raises(ValueError, match="unknown weights 'IMAGENET'"):
+            fcn.fcn8s(num_classes=2, backbone_weights="IMAGENET")
+    with pytest.raises(TypeError, match="got both 'backbone_weights' and its new name"):
+        fcn.fcn8s(num_classes=2, backbone_weights=None, weights_backbone=None)
 
 
 def test_bad_inputs_name_the_variant():

@@ -10,6 +10,8 @@ registered.
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -154,7 +156,7 @@ def test_pad_and_crop_runs_a_network_at_the_padded_size():
 def test_contract_helper_errors():
     with pytest.raises(ValueError, match="mode must be one of .*got 'circle'"):
         _contract.pad_to_multiple(torch.zeros(1, 1, 4, 4), 2, mode="circle")
-    with pytest.raises(ValueError, match=r"multiple must be a positive int \(1 or more\), got 0"):
+    with pytest.raises(ValueError, match=r"multiple must be a positive int, got 0"):
         _contract.pad_to_multiple(torch.zeros(1, 1, 4, 4), 0)
     with pytest.raises(TypeError, match=r"expects a torch.Tensor \[N, C, H, W\], got ndarray"):
         import numpy as np
@@ -173,9 +175,27 @@ def test_registry_task_filter_and_metadata():
         models.list_models(task="classification")) | set(
         models.list_models(task="instance")) == set(models.list_models())
     info = models.model_info("segnet")
-    assert info.name == "segnet" and info.builder is models.segnet.segnet
+    assert info.name == "segnet" and info.builder is models.segnet
     with pytest.raises(TypeError):
         info.tiny_kwargs["width"] = 64  # read-only, so no test can change it for the others
+
+
+def test_every_builder_is_keyword_only_and_importable_from_models():
+    for name in models.list_models():
+        builder = models.model_info(name).builder
+        assert getattr(models, name) is builder, f"segtutor.models.{name} is not the builder"
+        kinds = {p.kind for p in inspect.signature(builder).parameters.values()}
+        assert kinds <= {inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.VAR_KEYWORD}, name
+        assert name in models.__all__
+
+
+def test_register_refuses_positional_builders():
+    def _positional(num_classes: int) -> nn.Module:
+        return nn.Conv2d(3, num_classes, 1)
+
+    with pytest.raises(TypeError, match=r"builder '_positional' takes \['num_classes'\] by position"):
+        models.register(_positional)
+    assert "_positional" not in models.list_models()
 
 
 def test_registry_errors():

@@ -155,7 +155,7 @@ def test_registered_as_classification_model():
 
 
 @pytest.mark.parametrize(("kwargs", "error", "match"), [
-    ({"width": 0}, ValueError, r"width must be a positive int \(1 or more\), got 0"),
+    ({"width": 0}, ValueError, r"width must be a positive int, got 0"),
     ({"width": 8.0}, TypeError, r"width must be a positive int, got 8.0 \(float\)"),
     ({"num_classes": 0}, ValueError, "num_classes must be a positive int"),
     ({"in_channels": True}, TypeError, "in_channels must be a positive int, got True"),
