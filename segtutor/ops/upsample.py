@@ -26,40 +26,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .._checks import check_bool, check_choice, check_int, check_int_pair, check_tensor
+
 INTERPOLATION_MODES = ("nearest", "bilinear")
 
 
 def _check_batch(x: object, name: str = "x") -> Tensor:
     """``x`` must be a floating-point tensor ``[N, C, H, W]``."""
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor [N, C, H, W], got {type(x).__name__}")
-    if x.dim() != 4:
-        raise ValueError(f"{name} must have shape [N, C, H, W], got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-    return x
-
-
-def _check_positive_int(value: object, name: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
-    return value
-
-
-def _check_size(size: object, name: str) -> tuple[int, int]:
-    """An output size: an ``int`` or a pair ``(H, W)`` of positive ints."""
-    pair = size if isinstance(size, (tuple, list, torch.Size)) else (size, size)
-    if len(pair) != 2:
-        raise ValueError(f"{name} must be an int or a pair (H, W), got {size!r}")
-    return (_check_positive_int(pair[0], f"{name}[0]"), _check_positive_int(pair[1], f"{name}[1]"))
-
-
-def _check_mode(mode: object) -> str:
-    if mode not in INTERPOLATION_MODES:
-        raise ValueError(f"mode must be one of {INTERPOLATION_MODES}, got {mode!r}")
-    return mode
+    return check_tensor(x, name, dims=4, floating=True, layout="[N, C, H, W]")
 
 
 def _interpolate(x: Tensor, scale: int, mode: str) -> Tensor:
@@ -81,7 +55,7 @@ def upsample_nearest(x: Tensor, scale: int) -> Tensor:
         ``float[N, C, H * scale, W * scale]``.
     """
     _check_batch(x)
-    return _interpolate(x, _check_positive_int(scale, "scale"), "nearest")
+    return _interpolate(x, check_int(scale, "scale", minimum=1), "nearest")
 
 
 def upsample_bilinear(x: Tensor, scale: int | None = None, size: int | tuple[int, int] | None = None) -> Tensor:
@@ -99,8 +73,8 @@ def upsample_bilinear(x: Tensor, scale: int | None = None, size: int | tuple[int
     if (scale is None) == (size is None):
         raise ValueError(f"give exactly one of scale and size, got scale={scale!r}, size={size!r}")
     if size is not None:
-        return F.interpolate(x, size=_check_size(size, "size"), mode="bilinear", align_corners=False)
-    return _interpolate(x, _check_positive_int(scale, "scale"), "bilinear")
+        return F.interpolate(x, size=check_int_pair(size, "size", minimum=1), mode="bilinear", align_corners=False)
+    return _interpolate(x, check_int(scale, "scale", minimum=1), "bilinear")
 
 
 def bed_of_nails(x: Tensor, scale: int) -> Tensor:
@@ -110,7 +84,7 @@ def bed_of_nails(x: Tensor, scale: int) -> Tensor:
     transposed convolution (stride ``scale``) whose kernel is 1 at ``(0, 0)`` and 0 elsewhere.
     """
     _check_batch(x)
-    scale = _check_positive_int(scale, "scale")
+    scale = check_int(scale, "scale", minimum=1)
     n, c, h, w = x.shape
     out = x.new_zeros(n, c, h * scale, w * scale)
     out[..., ::scale, ::scale] = x
@@ -139,14 +113,13 @@ class MaxPoolWithIndices(nn.Module):
     def __init__(self, kernel_size: int = 2, stride: int | None = None, padding: int = 0,
                  ceil_mode: bool = False) -> None:
         super().__init__()
-        self.kernel_size = _check_positive_int(kernel_size, "kernel_size")
-        self.stride = kernel_size if stride is None else _check_positive_int(stride, "stride")
-        self.padding = _check_positive_int(padding, "padding", minimum=0)
+        self.kernel_size = check_int(kernel_size, "kernel_size", minimum=1)
+        self.stride = kernel_size if stride is None else check_int(stride, "stride", minimum=1)
+        self.padding = check_int(padding, "padding", minimum=0)
         if self.padding > self.kernel_size // 2:
             raise ValueError(f"padding={padding} must be at most kernel_size // 2 = "
                              f"{self.kernel_size // 2} (PyTorch's rule for max pooling)")
-        if not isinstance(ceil_mode, bool):
-            raise TypeError(f"ceil_mode must be a bool, got {ceil_mode!r}")
+        check_bool(ceil_mode, "ceil_mode")
         self.ceil_mode = ceil_mode
 
     def forward(self, x: Tensor) -> PooledWithIndices:
@@ -177,7 +150,7 @@ def max_unpool(x: Tensor, indices: Tensor, output_size: int | tuple[int, int]) -
         TypeError: ``indices`` is not ``int64``.
     """
     _check_batch(x)
-    height, width = _check_size(output_size, "output_size")
+    height, width = check_int_pair(output_size, "output_size", minimum=1)
     if not isinstance(indices, Tensor) or indices.dtype != torch.int64:
         raise TypeError(f"indices must be an int64 tensor, got {getattr(indices, 'dtype', type(indices))}")
     if indices.shape != x.shape:
@@ -198,7 +171,7 @@ def max_unpool(x: Tensor, indices: Tensor, output_size: int | tuple[int, int]) -
 
 def upsampling_kernel_size(factor: int) -> int:
     """FCN's kernel size for upsampling by ``factor``: ``2 * factor - factor % 2``."""
-    factor = _check_positive_int(factor, "factor")
+    factor = check_int(factor, "factor", minimum=1)
     return 2 * factor - factor % 2
 
 
@@ -219,13 +192,13 @@ class TransposedConvUpsample(nn.ConvTranspose2d):
 
     def __init__(self, in_channels: int, out_channels: int, factor: int,
                  kernel_size: int | None = None, bias: bool = True) -> None:
-        factor = _check_positive_int(factor, "factor", minimum=2)
+        factor = check_int(factor, "factor", minimum=2)
         kernel_size = upsampling_kernel_size(factor) if kernel_size is None else kernel_size
-        kernel_size = _check_positive_int(kernel_size, "kernel_size", minimum=factor)
+        kernel_size = check_int(kernel_size, "kernel_size", minimum=factor)
         padding = math.ceil((kernel_size - factor) / 2)
         super().__init__(
-            _check_positive_int(in_channels, "in_channels"),
-            _check_positive_int(out_channels, "out_channels"),
+            check_int(in_channels, "in_channels", minimum=1),
+            check_int(out_channels, "out_channels", minimum=1),
             kernel_size, stride=factor, padding=padding,
             output_padding=2 * padding - (kernel_size - factor), bias=bias,
         )
@@ -241,7 +214,7 @@ def bilinear_kernel(channels: int, factor: int) -> Tensor:
     at ``factor - 1`` (odd ``k``) or ``factor - 0.5`` (even ``k``); the 2-D filter is the
     outer product.
     """
-    channels = _check_positive_int(channels, "channels")
+    channels = check_int(channels, "channels", minimum=1)
     size = upsampling_kernel_size(factor)
     centre = factor - 1 if size % 2 == 1 else factor - 0.5
     taps = 1 - (torch.arange(size, dtype=torch.float64) - centre).abs() / factor
@@ -267,8 +240,7 @@ class BilinearConvTranspose2d(TransposedConvUpsample):
     """
 
     def __init__(self, channels: int, factor: int, trainable: bool = True) -> None:
-        if not isinstance(trainable, bool):
-            raise TypeError(f"trainable must be a bool, got {trainable!r}")
+        check_bool(trainable, "trainable")
         super().__init__(channels, channels, factor, bias=False)
         with torch.no_grad():
             self.weight.copy_(bilinear_kernel(channels, factor))
@@ -293,14 +265,14 @@ class ResizeConv2d(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, scale: int, kernel_size: int = 3,
                  mode: str = "nearest", bias: bool = True) -> None:
         super().__init__()
-        self.scale = _check_positive_int(scale, "scale")
-        self.mode = _check_mode(mode)
-        kernel_size = _check_positive_int(kernel_size, "kernel_size")
+        self.scale = check_int(scale, "scale", minimum=1)
+        self.mode = check_choice(mode, "mode", INTERPOLATION_MODES)
+        kernel_size = check_int(kernel_size, "kernel_size", minimum=1)
         if kernel_size % 2 == 0:
             raise ValueError(f"kernel_size must be odd to keep the size with symmetric "
                              f"padding, got {kernel_size}")
-        self.conv = nn.Conv2d(_check_positive_int(in_channels, "in_channels"),
-                              _check_positive_int(out_channels, "out_channels"),
+        self.conv = nn.Conv2d(check_int(in_channels, "in_channels", minimum=1),
+                              check_int(out_channels, "out_channels", minimum=1),
                               kernel_size, padding=kernel_size // 2, bias=bias)
 
     def forward(self, x: Tensor) -> Tensor:
