@@ -1,10 +1,10 @@
 """Losses for semantic segmentation: pixel-wise cross-entropy, soft Dice, and both.
 
 * :func:`cross_entropy` is ``F.cross_entropy`` with the book's conventions: target
-  pixels equal to ``ignore_index`` (255) contribute nothing, classes can be weighted,
-  and a per-pixel weight map ``w(x)`` can multiply each pixel's loss -- the weighted
-  loss of U-Net (Ronneberger et al., 2015, https://arxiv.org/abs/1505.04597), whose
-  map makes the thin borders between touching cells count more.
+  pixels equal to ``ignore_index`` (``IGNORE_INDEX`` = 255) contribute nothing, classes
+  can be weighted, and a per-pixel weight map ``w(x)`` can multiply each pixel's loss --
+  the weighted loss of U-Net (Ronneberger et al., 2015, https://arxiv.org/abs/1505.04597),
+  whose map makes the thin borders between touching cells count more.
 * :func:`soft_dice_loss` is ``1 - mean Dice`` computed on softmax probabilities
   (Milletari et al., 2016, V-Net, https://arxiv.org/abs/1606.04797), which optimises
   the overlap directly and is insensitive to how many background pixels there are.
@@ -21,6 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ._checks import IGNORE_INDEX, check_number, check_optional_int, check_tensor
+from .metrics.confusion import _check_label_range
+
 __all__ = [
     "CrossEntropyLoss",
     "DiceCELoss",
@@ -30,36 +33,37 @@ __all__ = [
 ]
 
 
-def _check_logits_and_target(logits: Tensor, target: Tensor, ignore_index: int) -> None:
+def _check_logits_and_target(logits: Tensor, target: Tensor, ignore_index: int | None) -> Tensor:
     """Raise a clear error before ``F.cross_entropy`` would raise an obscure one (or, on
-    CUDA, a device-side assert)."""
-    if not isinstance(logits, Tensor) or not logits.is_floating_point():
-        raise TypeError(f"logits must be a floating-point tensor [N, C, H, W], got "
-                        f"{getattr(logits, 'dtype', type(logits).__name__)}")
-    if not isinstance(target, Tensor) or target.dtype != torch.int64:
-        raise TypeError(f"target must be an int64 tensor [N, H, W] of class labels, got "
-                        f"{getattr(target, 'dtype', type(target).__name__)}; use target.long()")
+    CUDA, a device-side assert); return the mask of the counted pixels, ``bool[N, H, W]``."""
+    check_tensor(logits, "logits", floating=True, layout="[N, C, H, W]")
+    check_tensor(target, "target", layout="[N, H, W] of class labels")
+    if target.dtype != torch.int64:
+        raise TypeError(f"target must be an int64 tensor [N, H, W] of class labels, got dtype "
+                        f"{target.dtype}; use target.long()")
+    ignore_index = check_optional_int(ignore_index, "ignore_index")
     expected = (logits.shape[0], *logits.shape[2:])
     if logits.ndim < 2 or tuple(target.shape) != expected:
         raise ValueError(f"target of shape {tuple(target.shape)} does not match logits of shape "
                          f"{tuple(logits.shape)}: expected target of shape {expected}")
-    num_classes = logits.shape[1]
-    bad = ((target < 0) | (target >= num_classes)) & (target != ignore_index)
-    if bool(bad.any()):
-        values = torch.unique(target[bad])[:10].tolist()
-        raise ValueError(f"target contains labels {values}; valid labels are [0, {num_classes}) "
-                         f"or ignore_index={ignore_index}")
+    counted = torch.ones_like(target, dtype=torch.bool)
+    if ignore_index is not None:
+        counted = target != ignore_index
+    _check_label_range(target[counted], "target", logits.shape[1], ignore_index)
+    return counted
 
 
-def _check_pixel_weights(pixel_weights: Tensor, target: Tensor) -> None:
-    if not isinstance(pixel_weights, Tensor) or not pixel_weights.is_floating_point():
-        raise TypeError(f"pixel_weights must be a floating-point tensor, got "
-                        f"{getattr(pixel_weights, 'dtype', type(pixel_weights).__name__)}")
-    if tuple(pixel_weights.shape) != tuple(target.shape):
-        raise ValueError(f"pixel_weights must have the target's shape {tuple(target.shape)}, "
-                         f"got {tuple(pixel_weights.shape)}")
-    if bool((pixel_weights < 0).any()):
-        raise ValueError(f"pixel_weights must be >= 0, got a minimum of {float(pixel_weights.min())}")
+def _check_weights(weights: Tensor, name: str, shape: tuple[int, ...], expected: str) -> None:
+    """A floating-point tensor of ``shape`` (described by ``expected``), none negative."""
+    check_tensor(weights, name, floating=True)
+    if tuple(weights.shape) != shape:
+        raise ValueError(f"{name} must have {expected}, got {tuple(weights.shape)}")
+    if bool((weights < 0).any()):
+        raise ValueError(f"{name} must be >= 0, got a minimum of {float(weights.min())}")
+
+
+def _check_smooth(smooth: float) -> float:
+    return check_number(smooth, "smooth", minimum=0)
 
 
 def cross_entropy(
@@ -68,7 +72,7 @@ def cross_entropy(
     *,
     class_weights: Tensor | None = None,
     pixel_weights: Tensor | None = None,
-    ignore_index: int = 255,
+    ignore_index: int | None = IGNORE_INDEX,
 ) -> Tensor:
     """Mean pixel-wise cross-entropy, skipping ``ignore_index`` pixels.
 
@@ -83,7 +87,8 @@ def cross_entropy(
         target: ``int64[N, H, W]``, values in ``[0, C)`` or ``ignore_index``.
         class_weights: optional ``float[C]``, e.g. inverse class frequencies.
         pixel_weights: optional ``float[N, H, W]``, e.g. U-Net's border weight map ``w(x)``.
-        ignore_index: target value whose pixels contribute nothing.
+        ignore_index: target value whose pixels contribute nothing; ``None`` counts every
+            pixel.
 
     Returns:
         a scalar tensor. If every pixel is ignored it is ``0`` (with a zero gradient), not
@@ -91,20 +96,24 @@ def cross_entropy(
         training.
 
     Raises:
-        TypeError: ``logits`` or ``pixel_weights`` is not floating point, or ``target`` is
-            not int64.
+        TypeError: ``logits``, ``class_weights`` or ``pixel_weights`` is not a floating-point
+            tensor, ``target`` not an int64 one, or ``ignore_index`` neither an int nor
+            ``None``.
         ValueError: shapes do not match, ``target`` holds an invalid label, or a weight is
             negative.
     """
-    _check_logits_and_target(logits, target, ignore_index)
-    if class_weights is not None and tuple(class_weights.shape) != (logits.shape[1],):
-        raise ValueError(f"class_weights must have shape ({logits.shape[1]},) (one weight per "
-                         f"class), got {tuple(class_weights.shape)}")
+    counted = _check_logits_and_target(logits, target, ignore_index)
+    if class_weights is not None:
+        shape = (logits.shape[1],)
+        _check_weights(class_weights, "class_weights", shape,
+                       f"shape {shape} (one weight per class)")
     if pixel_weights is not None:
-        _check_pixel_weights(pixel_weights, target)
-    counted = target != ignore_index
+        shape = tuple(target.shape)
+        _check_weights(pixel_weights, "pixel_weights", shape, f"the target's shape {shape}")
     if not bool(counted.any()):
         return logits.sum() * 0.0
+    if ignore_index is None:  # every label is in [0, C), so F.cross_entropy's -100 is unused
+        ignore_index = -100
     if pixel_weights is None:
         return F.cross_entropy(logits, target, weight=class_weights, ignore_index=ignore_index)
     per_pixel = F.cross_entropy(logits, target, weight=class_weights, ignore_index=ignore_index,
@@ -117,7 +126,8 @@ def cross_entropy(
 
 
 def soft_dice_loss(
-    logits: Tensor, target: Tensor, *, ignore_index: int = 255, smooth: float = 1.0
+    logits: Tensor, target: Tensor, *, ignore_index: int | None = IGNORE_INDEX,
+    smooth: float = 1.0,
 ) -> Tensor:
     """Multi-class soft Dice loss: ``1 - mean over classes of the soft Dice coefficient``.
 
@@ -131,20 +141,19 @@ def soft_dice_loss(
     Args:
         logits: ``float[N, C, H, W]``.
         target: ``int64[N, H, W]``, values in ``[0, C)`` or ``ignore_index``.
-        ignore_index: target value whose pixels are left out.
+        ignore_index: target value whose pixels are left out; ``None`` counts every pixel.
         smooth: a non-negative constant added to numerator and denominator.
 
     Returns:
         a scalar tensor in ``[0, 1]``.
 
     Raises:
-        TypeError, ValueError: as :func:`cross_entropy`; ``smooth`` negative.
+        TypeError, ValueError: as :func:`cross_entropy`; ``smooth`` not a number
+            (``TypeError``) or negative (``ValueError``).
     """
-    _check_logits_and_target(logits, target, ignore_index)
-    if smooth < 0:
-        raise ValueError(f"smooth must be >= 0, got {smooth}")
+    counted = _check_logits_and_target(logits, target, ignore_index).unsqueeze(1)
+    smooth = _check_smooth(smooth)
     num_classes = logits.shape[1]
-    counted = (target != ignore_index).unsqueeze(1)
     at_least_float32 = torch.promote_types(logits.dtype, torch.float32)  # fp16/bf16 -> fp32
     probs = logits.softmax(dim=1, dtype=at_least_float32) * counted
     one_hot = F.one_hot(torch.where(counted.squeeze(1), target, 0), num_classes)
@@ -161,13 +170,17 @@ class CrossEntropyLoss(nn.Module):
 
     Args:
         class_weights: optional ``float[C]``.
-        ignore_index: target value whose pixels contribute nothing.
+        ignore_index: target value whose pixels contribute nothing; ``None`` counts every
+            pixel.
     """
 
-    def __init__(self, class_weights: Tensor | None = None, ignore_index: int = 255) -> None:
+    def __init__(self, class_weights: Tensor | None = None,
+                 ignore_index: int | None = IGNORE_INDEX) -> None:
         super().__init__()
+        if class_weights is not None:
+            check_tensor(class_weights, "class_weights", dims=1, floating=True, layout="[C]")
         self.register_buffer("class_weights", class_weights)
-        self.ignore_index = ignore_index
+        self.ignore_index = check_optional_int(ignore_index, "ignore_index")
 
     def forward(self, logits: Tensor, target: Tensor, pixel_weights: Tensor | None = None) -> Tensor:
         return cross_entropy(logits, target, class_weights=self.class_weights,
@@ -177,10 +190,10 @@ class CrossEntropyLoss(nn.Module):
 class DiceLoss(nn.Module):
     """:func:`soft_dice_loss` as a module: ``loss(logits, target)``."""
 
-    def __init__(self, ignore_index: int = 255, smooth: float = 1.0) -> None:
+    def __init__(self, ignore_index: int | None = IGNORE_INDEX, smooth: float = 1.0) -> None:
         super().__init__()
-        self.ignore_index = ignore_index
-        self.smooth = smooth
+        self.ignore_index = check_optional_int(ignore_index, "ignore_index")
+        self.smooth = _check_smooth(smooth)
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
         return soft_dice_loss(logits, target, ignore_index=self.ignore_index, smooth=self.smooth)
@@ -200,12 +213,14 @@ class DiceCELoss(nn.Module):
     """
 
     def __init__(self, ce_weight: float = 1.0, dice_weight: float = 1.0,
-                 class_weights: Tensor | None = None, ignore_index: int = 255,
+                 class_weights: Tensor | None = None, ignore_index: int | None = IGNORE_INDEX,
                  smooth: float = 1.0) -> None:
         super().__init__()
-        if ce_weight < 0 or dice_weight < 0 or ce_weight + dice_weight == 0:
+        ce_weight = check_number(ce_weight, "ce_weight", minimum=0)
+        dice_weight = check_number(dice_weight, "dice_weight", minimum=0)
+        if ce_weight + dice_weight == 0:
             raise ValueError(f"ce_weight and dice_weight must be >= 0 and not both 0, got "
-                             f"{ce_weight} and {dice_weight}")
+                             f"{ce_weight:g} and {dice_weight:g}")
         self.cross_entropy = CrossEntropyLoss(class_weights, ignore_index)
         self.dice = DiceLoss(ignore_index, smooth)
         self.ce_weight = ce_weight

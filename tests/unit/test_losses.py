@@ -196,7 +196,78 @@ def test_bad_weights():
         cross_entropy(logits, target, pixel_weights=-torch.ones(target.shape))
     with pytest.raises(TypeError, match="pixel_weights must be a floating-point tensor"):
         cross_entropy(logits, target, pixel_weights=torch.ones(target.shape, dtype=torch.long))
-    with pytest.raises(ValueError, match="smooth must be >= 0, got -1"):
+    with pytest.raises(ValueError, match="smooth must be a finite number >= 0, got -1"):
         soft_dice_loss(logits, target, smooth=-1)
     with pytest.raises(ValueError, match="ce_weight and dice_weight must be >= 0 and not both 0"):
         DiceCELoss(ce_weight=0, dice_weight=0)
+
+
+def test_class_weights_refused_early():
+    logits, target = make_batch()
+    with pytest.raises(ValueError, match="class_weights must be >= 0, got a minimum of -1.0"):
+        cross_entropy(logits, target, class_weights=-torch.ones(4, dtype=torch.float64))
+    with pytest.raises(TypeError, match=r"class_weights must be a torch.Tensor, got \[1, 2\]"):
+        cross_entropy(logits, target, class_weights=[1, 2])
+    with pytest.raises(TypeError, match="class_weights must be a floating-point tensor"):
+        CrossEntropyLoss(torch.ones(4, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"class_weights must be 1-D \[C\]"):
+        CrossEntropyLoss(torch.ones(2, 2))
+
+
+@pytest.mark.parametrize(("keyword", "value", "error", "message"), [
+    ("smooth", "1", TypeError, "smooth must be a finite number >= 0, got '1' \\(str\\)"),
+    ("smooth", float("nan"), ValueError, "smooth must be a finite number >= 0, got nan"),
+    ("ignore_index", 2.5, TypeError, "ignore_index must be None or an int, got 2.5"),
+])
+def test_bad_dice_arguments(keyword, value, error, message):
+    logits, target = make_batch()
+    with pytest.raises(error, match=message):
+        soft_dice_loss(logits, target, **{keyword: value})
+    with pytest.raises(error, match=message):
+        DiceLoss(**{keyword: value})
+
+
+@pytest.mark.parametrize(("keywords", "error", "message"), [
+    (dict(ce_weight=-1), ValueError, "ce_weight must be a finite number >= 0, got -1"),
+    (dict(dice_weight=True), TypeError, "dice_weight must be a finite number >= 0, got True"),
+    (dict(ce_weight="1"), TypeError, "ce_weight must be a finite number >= 0"),
+    (dict(ignore_index=1.0), TypeError, "ignore_index must be None or an int, got 1.0"),
+])
+def test_bad_dice_ce_arguments(keywords, error, message):
+    with pytest.raises(error, match=message):
+        DiceCELoss(**keywords)
+
+
+def test_logits_and_target_types():
+    logits, target = make_batch()
+    with pytest.raises(TypeError, match=r"logits must be a torch.Tensor \[N, C, H, W\], got "
+                       r"\[0.5\] \(list\)"):
+        cross_entropy([0.5], target)
+    with pytest.raises(TypeError, match=r"target must be a torch.Tensor \[N, H, W\] of class "
+                       r"labels, got \[0\] \(list\)"):
+        soft_dice_loss(logits, [0])
+
+
+def test_ignore_index_none_counts_every_pixel():
+    logits, target = make_batch(ignore_fraction=0.0)
+    expected = F.cross_entropy(logits, target)
+    torch.testing.assert_close(cross_entropy(logits, target, ignore_index=None), expected)
+    torch.testing.assert_close(CrossEntropyLoss(ignore_index=None)(logits, target), expected)
+    # 255 is then an invalid label, not an ignored one
+    target[0, 0, 0] = IGNORE
+    with pytest.raises(ValueError, match=r"target contains labels \[255\]; valid labels are "
+                       r"\[0, 4\)$"):
+        soft_dice_loss(logits, target, ignore_index=None)
+    clean = make_batch(ignore_fraction=0.0)[1]
+    assert float(soft_dice_loss(logits, clean, ignore_index=None)) == pytest.approx(
+        float(soft_dice_loss(logits, clean)))
+
+
+def test_default_ignore_index_is_the_shared_one():
+    import inspect
+
+    from segtutor._checks import IGNORE_INDEX
+
+    for function in (cross_entropy, soft_dice_loss, CrossEntropyLoss, DiceLoss, DiceCELoss):
+        default = inspect.signature(function).parameters["ignore_index"].default
+        assert default == IGNORE_INDEX == 255
