@@ -13,9 +13,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from segtutor import train as train_module
 from segtutor.losses import cross_entropy
 from segtutor.train import History, evaluate, fit, load_checkpoint, one_cycle_in_time, predict
+from segtutor.train import loop as loop_module
+from segtutor.train import schedules as schedules_module
 
 STEPS_PER_EPOCH = 4  # 16 items, batches of 4
 
@@ -339,6 +340,24 @@ def test_evaluate_and_predict_against_direct_computation():
     assert torch.equal(single, labels[3]) and model.training
 
 
+def test_evaluate_and_predict_restore_every_modules_own_mode():
+    model = make_model().train()
+    model[1].eval()  # a frozen batch norm inside a training model
+    modes_before = [m.training for m in model.modules()]
+    modes_inside = []
+    model.register_forward_pre_hook(
+        lambda module, args: modes_inside.append([m.training for m in module.modules()]))
+    data = NoisyMasks(n=4)
+    evaluate(model, DataLoader(data, batch_size=2), num_classes=2)
+    assert [m.training for m in model.modules()] == modes_before
+    predict(model, data[0][0])
+    assert [m.training for m in model.modules()] == modes_before
+    assert len(modes_inside) == 3 and not any(any(modes) for modes in modes_inside)
+    with pytest.raises(TypeError, match="a batch must be"):  # also after an error
+        evaluate(model, DataLoader(torch.zeros(2, 2, 6, 6)), num_classes=2)
+    assert [m.training for m in model.modules()] == modes_before
+
+
 # -- bad input --------------------------------------------------------------------------
 
 
@@ -346,11 +365,13 @@ def test_stopping_arguments_are_validated():
     loader = make_loader(NoisyMasks())
     with pytest.raises(ValueError, match="give epochs, time_budget .seconds., or both"):
         train(make_model(), loader)
-    for bad in (0, -1, 1.5, True):
-        with pytest.raises(ValueError, match=f"epochs must be a positive int or None, got {bad}"):
+    for bad, error in ((0, ValueError), (-1, ValueError), (1.5, TypeError), (True, TypeError)):
+        with pytest.raises(error, match=f"epochs must be None or a positive int, got {bad}"):
             train(make_model(), loader, epochs=bad)
-    for bad in (0, -2.0, math.inf, "10"):
-        with pytest.raises(ValueError, match="time_budget must be a positive, finite number"):
+    for bad, error in ((0, ValueError), (-2.0, ValueError), (math.inf, ValueError),
+                       ("10", TypeError)):
+        with pytest.raises(error, match="time_budget must be None or a finite number of seconds "
+                           "> 0"):
             train(make_model(), loader, time_budget=bad)
 
 
@@ -369,12 +390,58 @@ def test_other_bad_arguments():
         train(make_model(), loader, epochs=1, optimizer="adam")
     with pytest.raises(ValueError, match="num_classes must be an int >= 2, got 1"):
         train(make_model(), loader, epochs=1, num_classes=1)
-    with pytest.raises(ValueError, match="log_every must be a positive int or None, got 0"):
+    with pytest.raises(ValueError, match="log_every must be None or a positive int, got 0"):
         train(make_model(), loader, epochs=1, log_every=0)
     with pytest.raises(TypeError, match="device must be None, a string"):
         train(make_model(), loader, epochs=1, device=0)
-    with pytest.raises(ValueError, match=r"images must be a tensor \[N, C, H, W\] or \[C, H, W\]"):
+    with pytest.raises(ValueError, match=r"images must be 3-D or 4-D \(\[C, H, W\] or \[N, C, H, W\]\)"
+                       r", got shape \(6, 6\)"):
         predict(make_model(), torch.zeros(6, 6))
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(log_every=2.0), TypeError, r"log_every must be None or a positive int, got 2.0 \(float\)"),
+    (dict(log_every=-3), ValueError, "log_every must be None or a positive int, got -3"),
+    (dict(resume="no"), TypeError, r"resume must be True or False, got 'no' \(str\)"),
+    (dict(progress=1), TypeError, r"progress must be True or False, got 1 \(int\)"),
+    (dict(amp=1), TypeError, r"amp must be True, False or None, got 1 \(int\)"),
+    (dict(num_classes=2.0), TypeError, r"num_classes must be an int >= 2, got 2.0 \(float\)"),
+    (dict(ignore_index="255"), TypeError, "ignore_index must be None or an int, got '255'"),
+    (dict(seed=-1), ValueError, "seed must be a non-negative int, got -1"),
+    (dict(seed=0.5), TypeError, r"seed must be a non-negative int, got 0.5 \(float\)"),
+    (dict(device=0), TypeError, r"device must be None, a string such as 'cuda' or a "
+     r"torch.device, got 0 \(int\)"),
+])
+def test_fit_raises_type_error_for_a_wrong_type_and_value_error_for_a_wrong_value(
+        kwargs, error, message):
+    with pytest.raises(error, match=message):
+        train(make_model(), make_loader(NoisyMasks()), epochs=1, **kwargs)
+
+
+def test_a_model_must_be_a_module():
+    loader = make_loader(NoisyMasks())
+    message = r"model must be an nn.Module, got 'unet' \(str\)"
+    with pytest.raises(TypeError, match=message):
+        train("unet", loader, epochs=1)
+    with pytest.raises(TypeError, match=message):
+        evaluate("unet", loader, num_classes=2)
+    with pytest.raises(TypeError, match=message):
+        predict("unet", torch.zeros(1, 2, 6, 6))
+
+
+def test_evaluate_and_predict_split_wrong_types_from_wrong_values():
+    model, loader = make_model(), DataLoader(NoisyMasks(n=4), batch_size=2)
+    with pytest.raises(TypeError, match=r"images must be a torch.Tensor \(\[C, H, W\] or "
+                       r"\[N, C, H, W\]\), got \[\[0.0\]\] \(list\)"):
+        predict(model, [[0.0]])
+    with pytest.raises(ValueError, match=r"images must be 3-D or 4-D .*, got shape \(1, 1, 2, 6, 6\)"):
+        predict(model, torch.zeros(1, 1, 2, 6, 6))
+    with pytest.raises(TypeError, match=r"num_classes must be an int >= 2, got 2.0 \(float\)"):
+        evaluate(model, loader, num_classes=2.0)
+    with pytest.raises(ValueError, match="num_classes must be an int >= 2, got 1"):
+        evaluate(model, loader, num_classes=1)
+    with pytest.raises(TypeError, match="device must be None, a string"):
+        evaluate(model, loader, num_classes=2, device=0)
 
 
 def test_bad_batches_and_a_diverging_loss():
@@ -449,11 +516,11 @@ def test_amp_on_the_cpu_trains_under_bfloat16_autocast_with_float32_weights():
 
 
 def test_amp_dtype_per_device():
-    assert train_module._amp_dtype(None, torch.device("cpu")) is None
-    assert train_module._amp_dtype(True, torch.device("cpu")) == torch.bfloat16
-    assert train_module._amp_dtype(False, torch.device("cuda")) is None
+    assert loop_module._amp_dtype(None, torch.device("cpu")) is None
+    assert loop_module._amp_dtype(True, torch.device("cpu")) == torch.bfloat16
+    assert loop_module._amp_dtype(False, torch.device("cuda")) is None
     with pytest.raises(ValueError, match="amp=True needs a CUDA or CPU device, got mps"):
-        train_module._amp_dtype(True, torch.device("mps"))
+        loop_module._amp_dtype(True, torch.device("mps"))
 
 
 class FakeClock:
@@ -466,7 +533,7 @@ class FakeClock:
 
 def test_one_cycle_in_time_follows_the_clock(monkeypatch):
     clock = FakeClock()
-    monkeypatch.setattr(train_module.time, "perf_counter", clock)
+    monkeypatch.setattr(schedules_module.time, "perf_counter", clock)
     optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.5)
     scheduler = one_cycle_in_time(optimizer, 100.0, warmup=0.2, start_factor=0.1)
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.5 * 0.1)  # time 0
@@ -490,14 +557,23 @@ def test_one_cycle_in_time_ends_with_fits_time_budget():
     assert history.lr[-1] < 0.02 * 0.05  # decayed close to zero when the budget ran out
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(seconds=0), "seconds must be a finite number > 0, got 0"),
-    (dict(seconds=True), "seconds must be a finite number > 0, got True"),
-    (dict(seconds=math.inf), "seconds must be a finite number > 0, got inf"),
-    (dict(seconds=10, warmup=1.0), r"warmup must be in \[0, 1\), got 1.0"),
-    (dict(seconds=10, start_factor=0), r"start_factor must be in \(0, 1\], got 0"),
+@pytest.mark.parametrize("kwargs, error, message", [
+    (dict(seconds=0), ValueError, "seconds must be a finite number > 0, got 0"),
+    (dict(seconds=True), TypeError, r"seconds must be a finite number > 0, got True \(bool\)"),
+    (dict(seconds="10"), TypeError, r"seconds must be a finite number > 0, got '10' \(str\)"),
+    (dict(seconds=math.inf), ValueError, "seconds must be a finite number > 0, got inf"),
+    (dict(seconds=10, warmup=1.0), ValueError,
+     r"warmup must be a finite number >= 0 and < 1, got 1.0"),
+    (dict(seconds=10, warmup=-0.1), ValueError, r"warmup must be a finite number >= 0 and < 1"),
+    (dict(seconds=10, warmup="0.1"), TypeError,
+     r"warmup must be a finite number >= 0 and < 1, got '0.1' \(str\)"),
+    (dict(seconds=10, start_factor=0), ValueError,
+     r"start_factor must be a finite number > 0 and <= 1, got 0"),
+    (dict(seconds=10, start_factor=1.5), ValueError, r"start_factor must be a finite number > 0"),
+    (dict(seconds=10, start_factor=None), TypeError,
+     r"start_factor must be a finite number > 0 and <= 1, got None \(NoneType\)"),
 ])
-def test_one_cycle_in_time_rejects_bad_values(kwargs, message):
+def test_one_cycle_in_time_rejects_bad_values(kwargs, error, message):
     optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=0.1)
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(error, match=message):
         one_cycle_in_time(optimizer, **kwargs)
