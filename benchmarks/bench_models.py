@@ -17,14 +17,16 @@ built with their defaults, ``in_channels=3`` and ``num_classes=21`` (Pascal VOC;
 ImageNet classifiers), on one random 3x256x256 image. A model that cannot take such an image
 (e.g. the patch classifier) gets a row saying why.
 
+Parameters, times and saved bytes are measured by ``segtutor.bench``, as in the book:
+
 * **forward**: median wall time of ``--repeats`` runs in ``eval()`` mode under
-  ``torch.no_grad()``, after one warm-up run.
+  ``torch.no_grad()``, after one warm-up run (``segtutor.bench.median_seconds``).
 * **forward+backward**: median wall time of ``--repeats`` runs of forward, cross-entropy
   against a random target and ``backward()`` in ``train()`` mode, after one warm-up run.
 * **saved for backward**: the bytes of the tensors autograd keeps between the forward and
-  the backward pass (recorded with ``torch.autograd.graph.saved_tensors_hooks``, each
-  storage counted once, the parameters excluded) -- the activation memory of training,
-  exact and independent of the allocator.
+  the backward pass (``segtutor.bench.saved_for_backward_bytes``: recorded with
+  ``torch.autograd.graph.saved_tensors_hooks``, each storage counted once, the parameters
+  excluded) -- the activation memory of training, exact and independent of the allocator.
 * **peak RSS rise**: how far the process's peak resident memory (Linux's ``VmHWM``, reset
   just before) rises above its resident memory (``VmRSS``) during the first
   forward+backward, with the model and input already built. It includes everything that
@@ -39,11 +41,9 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import torch
@@ -51,6 +51,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from segtutor import models
+from segtutor.bench import count_parameters, median_seconds, saved_for_backward_bytes
 
 #: External implementations, each compared with one of ours.
 EXTERNAL = {
@@ -96,34 +97,6 @@ def loss_of(output: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(output, target)
 
 
-def median_ms(step: Callable[[], object], repeats: int) -> float:
-    """Median wall time of ``step`` in milliseconds, after one warm-up call."""
-    step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
-
-
-def saved_for_backward_bytes(model: nn.Module, x: torch.Tensor) -> int:
-    """Bytes of the non-parameter tensors autograd saves during one forward pass."""
-    parameter_storages = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    seen: dict[int, int] = {}
-
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
-        storage = tensor.untyped_storage()
-        if storage.data_ptr() not in parameter_storages:
-            seen[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        output = model(x)
-    del output
-    return sum(seen.values())
-
-
 def resident_mib(field: str = "VmRSS") -> float:
     """A memory figure of this process from Linux's ``/proc/self/status``, in MiB.
 
@@ -158,13 +131,12 @@ def measure(name: str, size: int, repeats: int) -> Measurement:
     before = resident_mib()
     train_step()
     peak = resident_mib("VmHWM") - before
-    train_ms = median_ms(train_step, repeats)
+    train_ms = 1000 * median_seconds(train_step, repeats=repeats, min_run_time=0)
     saved = saved_for_backward_bytes(model, x) / 2**20
     model.eval()
     with torch.no_grad():
-        forward_ms = median_ms(lambda: model(x), repeats)
-    parameters = sum(p.numel() for p in model.parameters())
-    return Measurement(name, parameters, forward_ms, train_ms, saved, peak)
+        forward_ms = 1000 * median_seconds(lambda: model(x), repeats=repeats, min_run_time=0)
+    return Measurement(name, count_parameters(model), forward_ms, train_ms, saved, peak)
 
 
 def run_worker(name: str, size: int, repeats: int, threads: int | None) -> Measurement | str:

@@ -1,50 +1,207 @@
-"""Measuring models: parameter counts and wall-clock times with one statistic.
+"""Measuring models: parameters, FLOPs, activation memory and time, each one way.
 
-Every time the book and ``benchmarks/`` report is the *median* of repeated calls after a
-warm-up (:func:`median_seconds`), measured by ``torch.utils.benchmark``, which also
-synchronises CUDA. A count of multiply--accumulates from ``FlopCounterMode`` is a count
-from the shapes, not a measurement.
+The book and ``benchmarks/`` measure with these functions only:
+
+* :func:`count_parameters` -- the number of weights;
+* :func:`count_flops` -- floating-point operations *counted* from the operators' shapes by
+  PyTorch's ``FlopCounterMode`` (a multiply--add counts as two); a count, not a measurement;
+* :func:`saved_for_backward_bytes` -- the bytes of the tensors autograd keeps between the
+  forward and the backward pass (the activation memory of training), exact and independent
+  of the allocator;
+* :func:`median_seconds` -- wall-clock time, always the same statistic: the *median* of
+  repeated calls after a warm-up, with CUDA (and MPS) synchronised around every call;
+* :func:`measure_training_step` -- all of the above for one forward and backward pass, plus
+  the CUDA allocator's peak on a GPU (Chapter 4 prints it).
 """
 
 from __future__ import annotations
 
+import statistics
+import time
 from collections.abc import Callable
 from typing import Any
 
 import torch
+from torch import Tensor, nn
+from torch.utils.flop_counter import FlopCounterMode
 
-from ._checks import check_bool, check_callable, check_number
+from ._checks import (
+    check_bool,
+    check_callable,
+    check_non_negative_int,
+    check_number,
+    check_positive_int,
+    describe,
+)
 
-__all__ = ["count_parameters", "median_seconds"]
+__all__ = [
+    "count_flops",
+    "count_parameters",
+    "measure_training_step",
+    "median_seconds",
+    "saved_for_backward_bytes",
+]
 
 
-def median_seconds(fn: Callable[[], Any], *, min_run_time: float = 0.2) -> float:
-    """Median wall-clock seconds of one call ``fn()``, measured by ``torch.utils.benchmark``.
+def _synchronize() -> None:
+    """Wait for queued GPU work, so that a timer stops when the work is done."""
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.synchronize()
+    if torch.backends.mps.is_available():
+        torch.mps.synchronize()
 
-    The benchmark warms up, synchronises CUDA, and repeats ``fn`` until ``min_run_time``
-    seconds have passed (at least once), so one slow outlier does not decide the figure.
+
+def median_seconds(fn: Callable[[], Any], *, min_run_time: float = 0.2, repeats: int = 1,
+                   warmup: int = 1) -> float:
+    """Median wall-clock seconds of one call ``fn()``, after ``warmup`` untimed calls.
+
+    Each call is timed on its own (``time.perf_counter``, with CUDA and MPS synchronised
+    before and after it, so queued GPU work is counted), on the calling thread with the
+    current ``torch.get_num_threads()``. Calls are repeated until at least ``repeats`` have
+    been timed *and* they took ``min_run_time`` seconds together, so one slow outlier does
+    not decide the figure. The first call of a step pays for allocations and kernel
+    selection; the warm-up keeps it out.
+
+    Args:
+        fn: the work to time, called without arguments.
+        min_run_time: seconds of timed calls at least (``0``: exactly ``repeats`` calls).
+        repeats: timed calls at least, a positive int.
+        warmup: untimed calls first, a non-negative int.
 
     Raises:
-        TypeError: ``fn`` is not callable, or ``min_run_time`` not a number.
-        ValueError: ``min_run_time`` is negative.
+        TypeError: ``fn`` is not callable, or a number of the wrong type.
+        ValueError: ``min_run_time`` is negative, ``repeats < 1`` or ``warmup < 0``.
     """
     check_callable(fn, "fn")
     check_number(min_run_time, "min_run_time", minimum=0)
-    import logging
+    check_positive_int(repeats, "repeats")
+    check_non_negative_int(warmup, "warmup")
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    while len(times) < repeats or sum(times) < min_run_time:
+        _synchronize()
+        start = time.perf_counter()
+        fn()
+        _synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
-    # Importing torch.utils.benchmark logs a CUDA_HOME warning on CUDA builds without a GPU.
-    logger = logging.getLogger("torch.utils.cpp_extension")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        from torch.utils import benchmark
-    finally:
-        logger.setLevel(level)
-    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn})
-    return float(timer.blocked_autorange(min_run_time=min_run_time).median)
 
-
-def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> int:
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameters (optionally only those with ``requires_grad``)."""
+    _check_module(model)
     check_bool(trainable_only, "trainable_only")
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def count_flops(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> int:
+    """Floating-point operations of one call ``fn(*args, **kwargs)``, *counted*, not measured.
+
+    ``torch.utils.flop_counter.FlopCounterMode`` adds up a formula per operator from the
+    shapes of its arguments: a convolution of ``C_in`` to ``C_out`` channels with a ``k x k``
+    kernel costs ``2 * C_in * C_out * k**2 * H_out * W_out`` per image (a multiply--add
+    counts as two); its backward pass costs the same again for the weights' gradient and
+    once more for the input's, when the input needs one. Only matrix products, convolutions
+    and attention are counted; element-wise operations (ReLU, batch norm, bias, pooling,
+    interpolation) count as zero. The count says nothing about time: memory traffic and
+    small, inefficient layers decide that (time it with :func:`median_seconds`).
+
+    ``count_flops(model, x)`` counts one forward pass; pass a function that also calls
+    ``backward()`` to count a training step.
+
+    Raises:
+        TypeError: ``fn`` is not callable.
+    """
+    check_callable(fn, "fn")
+    with FlopCounterMode(display=False) as counter:
+        fn(*args, **kwargs)
+    return int(counter.get_total_flops())
+
+
+def saved_for_backward_bytes(model: nn.Module, *inputs: Any) -> int:
+    """Bytes of the tensors autograd saves for the backward pass during ``model(*inputs)``.
+
+    The forward pass runs (with gradients enabled) under
+    ``torch.autograd.graph.saved_tensors_hooks``, which sees every tensor an operator keeps
+    for its backward: e.g. a convolution keeps its input, a ReLU its output. Each storage
+    counts once (``x * x`` keeps ``x`` twice, but it is one block of memory), and the
+    model's parameters are left out -- they are saved too, but they are in memory anyway;
+    what remains is the activation memory that grows with the batch and the image size.
+
+    Raises:
+        TypeError: ``model`` is not a ``torch.nn.Module``.
+    """
+    _check_module(model)
+    parameters = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    storages: dict[int, int] = {}
+
+    def pack(tensor: Tensor) -> Tensor:
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in parameters:
+            storages[storage.data_ptr()] = storage.nbytes()
+        return tensor
+
+    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        output = model(*inputs)
+    del output  # frees the graph and with it the saved tensors
+    return sum(storages.values())
+
+
+def measure_training_step(model: nn.Module, *inputs: Tensor,
+                          loss: Callable[[Any], Tensor] | None = None, repeats: int = 5,
+                          min_run_time: float = 0.2) -> dict[str, float]:
+    """FLOPs, activation memory and time of one training step ``loss(model(*inputs)).backward()``.
+
+    Args:
+        model: the network; it runs in the mode it is in (``train()`` for a training step).
+            Its gradients are cleared afterwards.
+        *inputs: the model's inputs (at least one tensor).
+        loss: maps the model's output to a scalar; ``None`` uses ``output.square().mean()``,
+            which needs no target and costs next to nothing.
+        repeats, min_run_time: passed to :func:`median_seconds` (one warm-up step first).
+
+    Returns:
+        ``{"GFLOP": ..., "saved MiB": ..., "ms": ...}``: :func:`count_flops` of the step in
+        units of 10**9, :func:`saved_for_backward_bytes` of the forward pass in MiB, and the
+        :func:`median_seconds` of the step in milliseconds; on CUDA also
+        ``"CUDA peak MiB"``, the allocator's peak (``torch.cuda.max_memory_allocated``)
+        during the timed steps, which adds gradients and workspace to the activations.
+
+    Raises:
+        TypeError: ``model`` is not a module, an input not a tensor, ``loss`` not callable.
+        ValueError: no inputs, or a bad ``repeats`` / ``min_run_time``.
+    """
+    _check_module(model)
+    if not inputs:
+        raise ValueError("inputs must hold at least one tensor for model(*inputs), got none")
+    for i, tensor in enumerate(inputs):
+        if not isinstance(tensor, Tensor):
+            raise TypeError(f"inputs[{i}] must be a torch.Tensor, got {describe(tensor)} "
+                            f"({type(tensor).__name__})")
+    if loss is not None:
+        check_callable(loss, "loss")
+    check_positive_int(repeats, "repeats")
+    check_number(min_run_time, "min_run_time", minimum=0)
+
+    def step() -> None:
+        output = model(*inputs)
+        (output.square().mean() if loss is None else loss(output)).backward()
+
+    flops = count_flops(step)
+    saved = saved_for_backward_bytes(model, *inputs)
+    cuda = inputs[0].device.type == "cuda"
+    if cuda:
+        torch.cuda.reset_peak_memory_stats(inputs[0].device)
+    seconds = median_seconds(step, repeats=repeats, min_run_time=min_run_time)
+    model.zero_grad(set_to_none=True)
+    result = {"GFLOP": flops / 1e9, "saved MiB": saved / 2**20, "ms": 1000 * seconds}
+    if cuda:
+        result["CUDA peak MiB"] = torch.cuda.max_memory_allocated(inputs[0].device) / 2**20
+    return result
+
+
+def _check_module(model: object) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {describe(model)} "
+                        f"({type(model).__name__})")

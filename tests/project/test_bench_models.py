@@ -1,4 +1,5 @@
-"""benchmarks/bench_models.py: its memory measurements and tables (the timings are not tested)."""
+"""benchmarks/bench_models.py: its Linux memory figures, its tables, and that it measures with
+segtutor.bench (the timings are not tested)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
+
+import segtutor.bench
+from segtutor import models
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_models.py"
 spec = importlib.util.spec_from_file_location("bench_models", SCRIPT)
@@ -17,24 +20,23 @@ sys.modules["bench_models"] = bench  # dataclasses look their module up there
 spec.loader.exec_module(bench)
 
 
-def test_saved_for_backward_counts_activations_not_parameters():
-    model = nn.Sequential(nn.Conv2d(3, 5, 3, padding=1), nn.ReLU())
-    x = torch.randn(2, 3, 8, 8, requires_grad=True)
-    # the convolution saves its input (and its weight, a parameter: not counted);
-    # the ReLU saves its output
-    expected = x.numel() * 4 + 2 * 5 * 8 * 8 * 4
-    assert bench.saved_for_backward_bytes(model, x) == expected
+def test_measurements_come_from_segtutor_bench():
+    # one implementation of each measurement, shared with the book (tested in
+    # tests/unit/test_bench.py against hand-computed figures)
+    assert bench.saved_for_backward_bytes is segtutor.bench.saved_for_backward_bytes
+    assert bench.median_seconds is segtutor.bench.median_seconds
+    assert bench.count_parameters is segtutor.bench.count_parameters
+    assert not hasattr(bench, "median_ms")
 
 
-class Cube(nn.Module):
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x * x) * x
-
-
-def test_saved_for_backward_counts_a_shared_storage_once():
-    x = torch.randn(3, 4, requires_grad=True)
-    # x * x saves x twice (one storage); (x * x) * x saves the square and x again
-    assert bench.saved_for_backward_bytes(Cube(), x) == 2 * x.numel() * 4
+def test_measure_one_small_model():
+    m = bench.measure("tiny_fcn", 32, 1)
+    model = models.create("tiny_fcn", num_classes=21, in_channels=3)
+    assert m.name == "tiny_fcn"
+    assert m.parameters == segtutor.bench.count_parameters(model)
+    assert m.saved_mib == segtutor.bench.saved_for_backward_bytes(
+        model.train(), torch.randn(1, 3, 32, 32)) / 2**20
+    assert m.forward_ms > 0 and m.train_step_ms > 0 and m.peak_rss_mib >= 0
 
 
 def test_resident_memory_fields_and_reset():

@@ -1,0 +1,191 @@
+"""segtutor.bench against independent references: hand-counted bytes, the convolution's FLOP
+formula, sleeps of known length, and the refusal of bad arguments."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+from torch import nn
+
+from segtutor import bench
+
+FLOAT = 4  # bytes of one float32
+
+
+# -- saved_for_backward_bytes -----------------------------------------------------------
+
+
+def test_saved_bytes_of_a_conv_and_a_relu_counted_by_hand():
+    model = nn.Sequential(nn.Conv2d(3, 5, 3, padding=1), nn.ReLU())
+    for requires_grad in (True, False):
+        x = torch.randn(2, 3, 8, 8, requires_grad=requires_grad)
+        # the convolution keeps its input (for the weights' gradient) and its weight (a
+        # parameter: not counted); the ReLU keeps its output, 2 x 5 x 8 x 8
+        expected = 2 * 3 * 8 * 8 * FLOAT + 2 * 5 * 8 * 8 * FLOAT
+        assert bench.saved_for_backward_bytes(model, x) == expected
+
+
+def test_saved_bytes_leave_out_parameters_and_their_views():
+    # Linear keeps its input and weight.t(), a view of a parameter's storage
+    x = torch.randn(7, 4)
+    assert bench.saved_for_backward_bytes(nn.Linear(4, 3), x) == 7 * 4 * FLOAT
+
+
+class Cube(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x * x) * x
+
+
+def test_saved_bytes_count_a_shared_storage_once():
+    x = torch.randn(3, 4, requires_grad=True)
+    # x * x keeps x twice (one storage); (x * x) * x keeps the square and x again
+    assert bench.saved_for_backward_bytes(Cube(), x) == 2 * x.numel() * FLOAT
+
+
+def test_saved_bytes_with_several_inputs_and_under_no_grad():
+    class Product(nn.Module):
+        def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            return a * b
+
+    a, b = torch.randn(5, requires_grad=True), torch.randn(6, 5, requires_grad=True)
+    with torch.no_grad():  # the measurement turns gradients on for its forward pass
+        assert bench.saved_for_backward_bytes(Product(), a, b) == (5 + 30) * FLOAT
+
+
+# -- count_flops ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("size", "kernel", "stride", "padding"),
+                         [((12, 10), 3, 1, 1), ((11, 9), 3, 2, 0), ((8, 8), 1, 1, 0)])
+def test_conv_flops_follow_the_formula(size, kernel, stride, padding):
+    c_in, c_out, batch = 3, 5, 2
+    conv = nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding)
+    x = torch.randn(batch, c_in, *size)
+    h_out, w_out = ((s + 2 * padding - kernel) // stride + 1 for s in size)
+    forward = 2 * c_in * c_out * kernel**2 * h_out * w_out * batch
+    assert conv(x).shape[-2:] == (h_out, w_out)
+    assert bench.count_flops(conv, x) == forward
+
+    def step() -> None:
+        conv(x).sum().backward()
+
+    assert bench.count_flops(step) == 2 * forward  # + the weights' gradient
+    x.requires_grad_(True)
+    assert bench.count_flops(step) == 3 * forward  # + the input's gradient
+
+
+def test_linear_flops_and_elementwise_operations_count_zero():
+    x = torch.randn(6, 4)
+    assert bench.count_flops(nn.Linear(4, 3), x) == 2 * 6 * 4 * 3
+    assert bench.count_flops(torch.relu, x) == 0
+    assert bench.count_flops(lambda t, s: t * s, x, s=2.0) == 0  # keyword arguments pass on
+
+
+# -- median_seconds -------------------------------------------------------------------
+
+
+def sleeper(durations: list[float]):
+    """A function that sleeps durations[0], then durations[1], ..., recording its calls."""
+    calls: list[float] = []
+
+    def fn() -> None:
+        seconds = durations[min(len(calls), len(durations) - 1)]
+        calls.append(seconds)
+        time.sleep(seconds)
+
+    return fn, calls
+
+
+def test_median_seconds_is_the_median_after_the_warm_up():
+    # the warm-up sleeps 0.3 s and one timed call 0.2 s: neither may decide the figure
+    fn, calls = sleeper([0.3, 0.01, 0.2, 0.01, 0.01, 0.01])
+    seconds = bench.median_seconds(fn, repeats=5, min_run_time=0)
+    assert len(calls) == 6
+    assert 0.01 <= seconds < 0.15  # a lower bound only: the machine may be busy
+
+
+def test_median_seconds_repeats_until_min_run_time():
+    fn, calls = sleeper([0.01])
+    seconds = bench.median_seconds(fn, min_run_time=0.05, warmup=2)
+    assert len(calls) >= 2 + 5 and 0.01 <= seconds < 1.0
+    fn, calls = sleeper([0.02])
+    bench.median_seconds(fn, repeats=3, min_run_time=0, warmup=0)
+    assert len(calls) == 3
+
+
+def test_median_seconds_keeps_the_thread_count():
+    seen: list[int] = []
+    bench.median_seconds(lambda: seen.append(torch.get_num_threads()), repeats=2,
+                         min_run_time=0)
+    assert set(seen) == {torch.get_num_threads()}
+
+
+@pytest.mark.parametrize(("kwargs", "error", "message"), [
+    ({"fn": 3}, TypeError, "fn must be callable"),
+    ({"min_run_time": -1}, ValueError, "min_run_time must be a finite number >= 0"),
+    ({"min_run_time": "1"}, TypeError, "min_run_time must be a finite number"),
+    ({"repeats": 0}, ValueError, "repeats must be a positive int, got 0"),
+    ({"repeats": 2.0}, TypeError, "repeats must be a positive int"),
+    ({"repeats": True}, TypeError, "repeats must be a positive int"),
+    ({"warmup": -1}, ValueError, "warmup must be a non-negative int, got -1"),
+])
+def test_median_seconds_refuses_bad_arguments(kwargs, error, message):
+    arguments = {"fn": lambda: None, **kwargs}
+    fn = arguments.pop("fn")
+    with pytest.raises(error, match=message):
+        bench.median_seconds(fn, **arguments)
+
+
+# -- count_parameters and measure_training_step ---------------------------------------
+
+
+def test_count_parameters_refuses_a_non_module():
+    with pytest.raises(TypeError, match=r"model must be a torch.nn.Module, got \[1, 2\] \(list\)"):
+        bench.count_parameters([1, 2])
+
+
+def test_measure_training_step_combines_the_measurements():
+    model = nn.Sequential(nn.Conv2d(3, 5, 3, padding=1), nn.ReLU())
+    x = torch.randn(2, 3, 8, 8)
+    result = bench.measure_training_step(model, x, repeats=2, min_run_time=0)
+    assert list(result) == ["GFLOP", "saved MiB", "ms"]  # no "CUDA peak MiB" on the CPU
+    forward = 2 * 3 * 5 * 9 * 8 * 8 * 2
+    assert result["GFLOP"] == pytest.approx(2 * forward / 1e9)  # forward + weights' gradient
+    assert result["saved MiB"] == pytest.approx((2 * 3 + 2 * 5) * 8 * 8 * FLOAT / 2**20)
+    assert result["ms"] > 0
+    assert all(p.grad is None for p in model.parameters())  # cleared afterwards
+
+
+def test_measure_training_step_takes_a_loss():
+    model = nn.Linear(4, 3)
+    losses: list[float] = []
+
+    def loss(output: torch.Tensor) -> torch.Tensor:
+        value = output.sum()
+        losses.append(value.item())
+        return value
+
+    bench.measure_training_step(model, torch.randn(2, 4), loss=loss, repeats=1, min_run_time=0)
+    assert len(losses) == 1 + 1 + 1  # the FLOP count, the warm-up, one timed step
+
+
+@pytest.mark.parametrize(("args", "kwargs", "error", "message"), [
+    (("model", torch.zeros(1)), {}, TypeError, "model must be a torch.nn.Module"),
+    ((nn.ReLU(),), {}, ValueError, "inputs must hold at least one tensor"),
+    ((nn.ReLU(), torch.zeros(1), [1.0]), {}, TypeError, r"inputs\[1\] must be a torch.Tensor"),
+    ((nn.ReLU(), torch.zeros(1)), {"loss": "mse"}, TypeError, "loss must be callable"),
+    ((nn.ReLU(), torch.zeros(1)), {"repeats": 0}, ValueError, "repeats must be a positive int"),
+    ((nn.ReLU(), torch.zeros(1)), {"min_run_time": -0.5}, ValueError, "min_run_time must be"),
+])
+def test_measure_training_step_refuses_bad_arguments(args, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        bench.measure_training_step(*args, **kwargs)
+
+
+def test_saved_bytes_and_flops_refuse_bad_arguments():
+    with pytest.raises(TypeError, match="model must be a torch.nn.Module"):
+        bench.saved_for_backward_bytes(torch.relu, torch.zeros(1))
+    with pytest.raises(TypeError, match="fn must be callable"):
+        bench.count_flops(None)
