@@ -164,6 +164,45 @@ def check_number(value: object, name: str, *, minimum: float | None = None,
     return number
 
 
+def check_interval(value: object, name: str, *, minimum: float | None = None,
+                   maximum: float | None = None, strict_minimum: bool = False,
+                   integer: bool = False) -> tuple[Any, Any]:
+    """A range ``(low, high)`` with ``low <= high``, both within the bounds.
+
+    Args:
+        value: a tuple or list of two numbers.
+        name: the argument's name.
+        minimum, maximum: bounds for both ends (``None`` for none).
+        strict_minimum: ``low > minimum`` instead of ``>=``.
+        integer: both ends must be ints (returned as ``int``); else numbers (as ``float``).
+
+    Raises:
+        TypeError: not a tuple or list, or an end that is not an int/number.
+        ValueError: not two entries, ``low > high``, or an end out of bounds.
+    """
+    kind = "ints" if integer else "numbers"
+    bounds = []
+    if minimum is not None:
+        bounds.append(f"{minimum:g} {'<' if strict_minimum else '<='} low")
+    bounds.append("low <= high")
+    if maximum is not None:
+        bounds.append(f"high <= {maximum:g}")
+    what = f"(low, high) of {kind} with {', '.join(bounds)}"
+    is_kind = _is_int if integer else _is_number
+    if not isinstance(value, (tuple, list)):
+        raise _type_error(name, what, value)
+    if len(value) != 2:
+        raise ValueError(f"{name} must be {what}, got {describe(value)} ({len(value)} entries)")
+    if not all(is_kind(v) for v in value):
+        raise _type_error(name, what, value)
+    low, high = (int(v) for v in value) if integer else (float(v) for v in value)
+    too_low = minimum is not None and (low <= minimum if strict_minimum else low < minimum)
+    if math.isnan(low) or math.isnan(high) or too_low or low > high or (
+            maximum is not None and high > maximum):
+        raise ValueError(f"{name} must be {what}, got {describe(value)}")
+    return low, high
+
+
 def check_positive_number(value: object, name: str) -> float:
     """A finite real number ``> 0``."""
     return check_number(value, name, minimum=0, strict_minimum=True)

@@ -14,8 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-IGNORE_INDEX = 255
-"""Mask value for pixels that are not scored (object borders, unclassified, padding)."""
+from .._checks import IGNORE_INDEX, check_choice, check_positive_int
 
 PairTransformFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 """A callable ``(image, mask) -> (image, mask)``, e.g. :func:`segtutor.data.train_transforms`."""
@@ -76,8 +75,7 @@ def check_mask_values(mask: torch.Tensor, num_classes: int, *, source: str = "ma
         num_classes: class ids are ``0 .. num_classes - 1``.
         source: where the mask came from, quoted in the error message.
     """
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    check_positive_int(num_classes, "num_classes")
     # elementwise test first (fast); the sorted unique values only for the error message
     valid = (mask >= 0) & (mask < num_classes) | (mask == IGNORE_INDEX)
     if not bool(valid.all()):
@@ -124,8 +122,7 @@ def read_image(path: Path, mode: str) -> torch.Tensor:
             A file in another mode (e.g. a grayscale JPEG read as ``"RGB"``) is
             converted, as torchvision's data sets do.
     """
-    if mode not in ("RGB", "L"):
-        raise ValueError(f"mode must be 'RGB' or 'L', got {mode!r}")
+    check_choice(mode, "mode", ("RGB", "L"))
     with Image.open(_existing_file(path)) as picture:
         array = np.asarray(picture.convert(mode))
     if array.ndim == 2:
@@ -174,19 +171,6 @@ def remap_labels(raw: np.ndarray, mapping: dict[int, int], *, source: str) -> to
             f"{source}: label values {bad[:10]} are not valid; expected one of {sorted(mapping)}"
         )
     return torch.from_numpy(mask)
-
-
-def as_size(size: object, *, name: str = "size", minimum: int = 1) -> tuple[int, int]:
-    """``size`` as ``(H, W)``: an int means a square; every side must be an int >= ``minimum``."""
-    pair = (size, size) if isinstance(size, int) else size
-    if (
-        not isinstance(pair, (tuple, list))
-        or len(pair) != 2
-        or not all(isinstance(side, int) and not isinstance(side, bool) for side in pair)
-        or min(pair) < minimum
-    ):
-        raise ValueError(f"{name} must be an int or (H, W) of ints >= {minimum}, got {size!r}")
-    return int(pair[0]), int(pair[1])
 
 
 def require_dir(path: Path, *, what: str, how_to_get: str) -> Path:

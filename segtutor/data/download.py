@@ -15,6 +15,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from .._checks import check_choice
+
 USER_AGENT = "segtutor (+https://github.com/segtutor/segtutor)"
 _CHUNK_BYTES = 1 << 20
 _ALGORITHMS = ("md5", "sha256")
@@ -91,8 +93,7 @@ def fetch(
 
 
 def _check_algorithm(algorithm: str) -> None:
-    if algorithm not in _ALGORITHMS:
-        raise ValueError(f"unknown checksum algorithm {algorithm!r}; expected one of {_ALGORITHMS}")
+    check_choice(algorithm, "checksum algorithm", _ALGORITHMS)
 
 
 def _stream_to_file(url: str, path: Path, progress: bool) -> None:

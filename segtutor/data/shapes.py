@@ -18,7 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from .common import PairTransformFn, as_size
+from .._checks import check_int_pair, check_interval, check_non_negative_int, check_number
+from .common import PairTransformFn
 
 MIN_SIZE = 16
 """Smallest image side, in pixels, for which every shape stays recognisable."""
@@ -70,14 +71,13 @@ class Shapes(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         noise: float = 0.05,
         transforms: PairTransformFn | None = None,
     ) -> None:
-        self.length = _non_negative_int(length, "length")
-        self.size = as_size(size, minimum=MIN_SIZE)
-        self.seed = _non_negative_int(seed, "seed")
-        self.num_objects = _int_range(num_objects, "num_objects")
-        self.object_size = _fraction_range(object_size, "object_size")
-        if not isinstance(noise, (int, float)) or isinstance(noise, bool) or not noise >= 0:
-            raise ValueError(f"noise must be a number >= 0, got {noise!r}")
-        self.noise = float(noise)
+        self.length = check_non_negative_int(length, "length")
+        self.size = check_int_pair(size, "size", minimum=MIN_SIZE)
+        self.seed = check_non_negative_int(seed, "seed")
+        self.num_objects = check_interval(num_objects, "num_objects", minimum=0, integer=True)
+        self.object_size = check_interval(object_size, "object_size", minimum=0,
+                                          strict_minimum=True, maximum=1)
+        self.noise = check_number(noise, "noise", minimum=0)
         self.transforms = transforms
         height, width = self.size
         self._yx: _Coordinates = (
@@ -211,30 +211,3 @@ def _projection(yx: _Coordinates, size: tuple[int, int], angle: float) -> np.nda
     low = min(0.0, cos) + min(0.0, sin)
     return (projected - np.float32(low)) * np.float32(1 / (abs(cos) + abs(sin)))
 
-
-def _non_negative_int(value: object, name: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"{name} must be an int >= 0, got {value!r}")
-    return value
-
-
-def _int_range(value: object, name: str) -> tuple[int, int]:
-    if (
-        not isinstance(value, (tuple, list))
-        or len(value) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-        or not 0 <= value[0] <= value[1]
-    ):
-        raise ValueError(f"{name} must be (low, high) with ints 0 <= low <= high, got {value!r}")
-    return int(value[0]), int(value[1])
-
-
-def _fraction_range(value: object, name: str) -> tuple[float, float]:
-    if (
-        not isinstance(value, (tuple, list))
-        or len(value) != 2
-        or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-        or not 0 < value[0] <= value[1] <= 1
-    ):
-        raise ValueError(f"{name} must be (low, high) with 0 < low <= high <= 1, got {value!r}")
-    return float(value[0]), float(value[1])

@@ -26,7 +26,8 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from .common import IGNORE_INDEX, as_size, check_pair_layout
+from .._checks import IGNORE_INDEX, check_int_pair, check_interval, check_positive_int
+from .common import check_pair_layout
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 """Per-channel mean of ImageNet, which torchvision's pretrained weights expect."""
@@ -47,15 +48,8 @@ class RandomScale(v2.Transform):
 
     def __init__(self, scale_range: tuple[float, float] = (0.5, 2.0)) -> None:
         super().__init__()
-        if (
-            not isinstance(scale_range, (tuple, list))
-            or len(scale_range) != 2
-            or not 0 < scale_range[0] <= scale_range[1]
-        ):
-            raise ValueError(
-                f"scale_range must be (low, high) with 0 < low <= high, got {scale_range!r}"
-            )
-        self.scale_range = (float(scale_range[0]), float(scale_range[1]))
+        self.scale_range = check_interval(scale_range, "scale_range", minimum=0,
+                                          strict_minimum=True)
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
         height, width = F.get_size(flat_inputs[0])
@@ -77,7 +71,7 @@ def random_crop(size: int | tuple[int, int]) -> v2.RandomCrop:
     learned as background.
     """
     return v2.RandomCrop(
-        as_size(size, name="crop size"),
+        check_int_pair(size, "crop size", minimum=1),
         pad_if_needed=True,
         fill={tv_tensors.Image: 0.0, tv_tensors.Mask: IGNORE_INDEX},
     )
@@ -119,15 +113,15 @@ class AugmentedPairs(Dataset):
         length: number of items (the loader's epoch), a positive int.
 
     Raises:
-        ValueError: ``pairs`` is empty or ``length`` is not a positive int.
+        ValueError: ``pairs`` is empty or ``length`` is not positive.
+        TypeError: ``length`` is not an int.
     """
 
     def __init__(self, pairs: Sequence[tuple[torch.Tensor, torch.Tensor]],
                  transforms: JointTransform, length: int) -> None:
         if len(pairs) == 0:
             raise ValueError("pairs is empty; give at least one (image, mask) pair")
-        if isinstance(length, bool) or not isinstance(length, int) or length < 1:
-            raise ValueError(f"length must be a positive int, got {length!r}")
+        check_positive_int(length, "length")
         self.pairs, self.transforms, self.length = pairs, transforms, length
 
     def __len__(self) -> int:

@@ -29,6 +29,7 @@ from matplotlib.image import AxesImage
 from matplotlib.patches import Rectangle
 
 from segtutor import arithmetic
+from segtutor._checks import check_int
 
 __all__ = [
     "INPUT_COLOR",
@@ -156,8 +157,7 @@ def _inserted_kind(position: int, inserted: int, s: int) -> str:
 
 
 def _check_step(step: int, output_size: int) -> None:
-    if not isinstance(step, int) or isinstance(step, bool):
-        raise TypeError(f"step must be an int, got {type(step).__name__} {step!r}")
+    check_int(step, "step")
     if not 0 <= step < output_size**2:
         raise ValueError(
             f"step={step} is not an output position; valid: 0 <= step < {output_size**2} "

@@ -16,7 +16,7 @@ import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-IGNORE_INDEX = 255
+from .._checks import IGNORE_INDEX, check_int, check_probability
 
 
 def voc_palette(num_classes: int = 256) -> np.ndarray:
@@ -26,8 +26,7 @@ def voc_palette(num_classes: int = 256) -> np.ndarray:
     ``labelcolormap``); index 255 (ignore) is overridden to VOC's cream border colour
     ``(224, 224, 192)`` so borders stand out on every class.
     """
-    if not 1 <= num_classes <= 256:
-        raise ValueError(f"num_classes must be in 1..256, got {num_classes}")
+    check_int(num_classes, "num_classes", minimum=1, maximum=256)
     palette = np.zeros((num_classes, 3), dtype=np.uint8)
     for c in range(num_classes):
         r = g = b = 0
@@ -88,8 +87,7 @@ def overlay(
         alpha: opacity of the class colours (0 = image only, 1 = mask only).
         background: class id left uncoloured (``None`` colours every class).
     """
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    check_probability(alpha, "alpha")
     picture = _to_numpy_image(image)
     labels = _to_numpy_mask(mask)
     if picture.shape[:2] != labels.shape:

@@ -144,21 +144,23 @@ def test_dataloader_workers_reproduce_the_items():
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("kwargs", "error", "message"),
     [
-        ({"size": MIN_SIZE - 1}, r"size must be an int or \(H, W\) of ints >= 16, got 15"),
-        ({"size": (32, 8)}, r"got \(32, 8\)"),
-        ({"size": 32.0}, "got 32.0"),
-        ({"length": -1}, "length must be an int >= 0, got -1"),
-        ({"seed": -5}, "seed must be an int >= 0, got -5"),
-        ({"num_objects": (3, 1)}, r"num_objects .* got \(3, 1\)"),
-        ({"object_size": (0.0, 0.5)}, r"object_size .* got \(0.0, 0.5\)"),
-        ({"object_size": (0.2, 1.5)}, r"0 < low <= high <= 1, got \(0.2, 1.5\)"),
-        ({"noise": -0.1}, "noise must be a number >= 0, got -0.1"),
+        ({"size": MIN_SIZE - 1}, ValueError,
+         r"size must be an int >= 16 or a pair \(height, width\) of them, got 15"),
+        ({"size": (32, 8)}, ValueError, r"got \(32, 8\)"),
+        ({"size": 32.0}, TypeError, r"got 32.0 \(float\)"),
+        ({"length": -1}, ValueError, "length must be a non-negative int, got -1"),
+        ({"seed": -5}, ValueError, "seed must be a non-negative int, got -5"),
+        ({"num_objects": (3, 1)}, ValueError, r"num_objects .* got \(3, 1\)"),
+        ({"object_size": (0.0, 0.5)}, ValueError, r"object_size .* got \(0.0, 0.5\)"),
+        ({"object_size": (0.2, 1.5)}, ValueError, r"0 < low, low <= high, high <= 1, got \(0.2, 1.5\)"),
+        ({"noise": -0.1}, ValueError, "noise must be a finite number >= 0, got -0.1"),
+        ({"noise": "0.1"}, TypeError, r"noise must be a finite number >= 0, got '0.1' \(str\)"),
     ],
 )
-def test_bad_options_raise(kwargs, message):
-    with pytest.raises(ValueError, match=message):
+def test_bad_options_raise(kwargs, error, message):
+    with pytest.raises(error, match=message):
         Shapes(**kwargs)
 
 

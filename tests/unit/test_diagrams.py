@@ -182,7 +182,7 @@ def test_png_repr_is_a_png():
     [
         (lambda: draw_conv(3, 5), r"larger than the padded input"),
         (lambda: draw_conv(3, 3, d=2), r"effective size 5\) is larger"),
-        (lambda: draw_conv(4, 3, p=-1), r"padding p must be an int >= 0, got -1"),
+        (lambda: draw_conv(4, 3, p=-1), r"padding p must be a non-negative int, got -1"),
         (lambda: draw_conv(4, 3, s=0), r"stride s must be a positive int, got 0"),
         (lambda: draw_transposed_conv(3, 3, s=2, output_padding=2),
          r"output_padding=2 must be smaller than the stride"),
@@ -199,7 +199,7 @@ def test_bad_step_and_axes():
         draw_conv(4, 3, step=4)
     with pytest.raises(ValueError, match=r"step=-1"):
         draw_transposed_conv(2, 3, step=-1)
-    with pytest.raises(TypeError, match="step must be an int, got float"):
+    with pytest.raises(TypeError, match=r"step must be an int, got .* \(float\)"):
         draw_conv(4, 3, step=1.0)
     with pytest.raises(TypeError, match="ax must be a matplotlib Axes"):
         draw_conv(4, 3, ax="left")

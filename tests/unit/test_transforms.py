@@ -137,8 +137,8 @@ def test_presets_return_plain_tensors_and_repeat_under_a_seed():
     ("build", "message"),
     [
         (lambda: RandomScale((2.0, 1.0)), r"scale_range must be \(low, high\) .* got \(2.0, 1.0\)"),
-        (lambda: RandomScale((0.0, 1.0)), r"0 < low <= high, got \(0.0, 1.0\)"),
-        (lambda: random_crop(0), r"crop size must be an int or \(H, W\) of ints >= 1, got 0"),
+        (lambda: RandomScale((0.0, 1.0)), r"0 < low, low <= high, got \(0.0, 1.0\)"),
+        (lambda: random_crop(0), r"crop size must be a positive int or a pair \(height, width\) of them, got 0"),
         (lambda: train_transforms((32, 32, 3)), r"got \(32, 32, 3\)"),
         (lambda: train_transforms(32, mean=(0.5,), std=None), "mean and std must both be None"),
         (lambda: eval_transforms((0.5, 0.5), (0.2,)), r"got \(0.5, 0.5\) and \(0.2,\)"),
@@ -177,13 +177,13 @@ def test_augmented_pairs_cycle_through_the_pairs_with_the_transforms_of_a_joint_
     assert images.shape == (7, 1, 4, 4) and masks.shape == (7, 4, 4)
 
 
-@pytest.mark.parametrize("pairs, length, message", [
-    ([], 4, "pairs is empty; give at least one"),
-    ([(torch.rand(1, 4, 4), torch.zeros(4, 4, dtype=torch.long))], 0,
+@pytest.mark.parametrize("pairs, length, error, message", [
+    ([], 4, ValueError, "pairs is empty; give at least one"),
+    ([(torch.rand(1, 4, 4), torch.zeros(4, 4, dtype=torch.long))], 0, ValueError,
      "length must be a positive int, got 0"),
-    ([(torch.rand(1, 4, 4), torch.zeros(4, 4, dtype=torch.long))], 2.0,
-     "length must be a positive int, got 2.0"),
+    ([(torch.rand(1, 4, 4), torch.zeros(4, 4, dtype=torch.long))], 2.0, TypeError,
+     r"length must be a positive int, got 2.0 \(float\)"),
 ])
-def test_augmented_pairs_bad_arguments(pairs, length, message):
-    with pytest.raises(ValueError, match=message):
+def test_augmented_pairs_bad_arguments(pairs, length, error, message):
+    with pytest.raises(error, match=message):
         AugmentedPairs(pairs, JointTransform(), length=length)
