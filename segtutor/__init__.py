@@ -17,17 +17,15 @@ __version__ = "0.1.0"
 _SUBMODULES = (
     "arithmetic",
     "bench",
-    "boundary",
     "data",
     "losses",
     "metrics",
     "models",
     "ops",
-    "tiling",
+    "recipes",
     "train",
     "utils",
     "viz",
-    "weightmap",
 )
 
 __all__ = ["__version__", *_SUBMODULES]

@@ -270,6 +270,27 @@ def check_tensor(value: object, name: str, *, dims: int | Sequence[int] | None =
     return value
 
 
+def check_labels(labels: Tensor, name: str, num_classes: int,
+                 ignore_index: int | None = None) -> Tensor:
+    """``labels`` if every value is a class id in ``[0, num_classes)`` or ``ignore_index``.
+
+    One check for masks, targets and predicted labels. The elementwise test is cheap; the
+    sorted offending values (at most ten) are computed only for the message.
+
+    Raises:
+        ValueError: a value outside ``[0, num_classes)`` that is not ``ignore_index``.
+    """
+    valid = (labels >= 0) & (labels < num_classes)
+    if ignore_index is not None:
+        valid |= labels == ignore_index
+    if not bool(valid.all()):
+        values = torch.unique(labels[~valid])[:10].tolist()
+        allowed = f"[0, {num_classes})" + (
+            f" or ignore_index={ignore_index}" if ignore_index is not None else "")
+        raise ValueError(f"{name} contains labels {values}; valid labels are {allowed}")
+    return labels
+
+
 def check_callable(value: T, name: str) -> T:
     """``value`` if it can be called, else ``TypeError``."""
     if not callable(value):

@@ -21,8 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ._checks import IGNORE_INDEX, check_number, check_optional_int, check_tensor
-from .metrics.confusion import _check_label_range
+from ._checks import IGNORE_INDEX, check_labels, check_number, check_optional_int, check_tensor
 
 __all__ = [
     "CrossEntropyLoss",
@@ -49,7 +48,7 @@ def _check_logits_and_target(logits: Tensor, target: Tensor, ignore_index: int |
     counted = torch.ones_like(target, dtype=torch.bool)
     if ignore_index is not None:
         counted = target != ignore_index
-    _check_label_range(target[counted], "target", logits.shape[1], ignore_index)
+    check_labels(target[counted], "target", logits.shape[1], ignore_index)
     return counted
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .._checks import IGNORE_INDEX, check_choice, check_positive_int
+from .._checks import IGNORE_INDEX, check_choice, check_labels, check_positive_int
 
 PairTransformFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 """A callable ``(image, mask) -> (image, mask)``, e.g. :func:`segtutor.data.train_transforms`."""
@@ -76,14 +76,7 @@ def check_mask_values(mask: torch.Tensor, num_classes: int, *, source: str = "ma
         source: where the mask came from, quoted in the error message.
     """
     check_positive_int(num_classes, "num_classes")
-    # elementwise test first (fast); the sorted unique values only for the error message
-    valid = (mask >= 0) & (mask < num_classes) | (mask == IGNORE_INDEX)
-    if not bool(valid.all()):
-        bad = torch.unique(mask[~valid]).tolist()
-        raise ValueError(
-            f"{source}: mask values {bad[:10]} are neither a class id in 0..{num_classes - 1} "
-            f"nor the ignore value {IGNORE_INDEX}"
-        )
+    check_labels(mask, f"{source}: mask", num_classes, IGNORE_INDEX)
 
 
 def read_pair(

@@ -32,12 +32,13 @@ from torch import Tensor
 from .._checks import (
     IGNORE_INDEX,
     check_int,
+    check_labels,
     check_optional_int,
     check_positive_int,
     check_positive_number,
     check_tensor,
 )
-from .confusion import ConfusionMatrix, _check_label_range, _predicted_labels, _ratio
+from .confusion import ConfusionMatrix, _predicted_labels, _ratio
 
 __all__ = [
     "boundary_band",
@@ -222,8 +223,8 @@ def per_class_boundary_iou(pred: Tensor, target: Tensor, num_classes: int, *,
     counted = torch.ones_like(target, dtype=torch.bool)
     if ignore_index is not None:
         counted = target != ignore_index
-    _check_label_range(target[counted], "target", num_classes, ignore_index)
-    _check_label_range(labels[counted], "pred", num_classes)
+    check_labels(target[counted], "target", num_classes, ignore_index)
+    check_labels(labels[counted], "pred", num_classes)
     intersection = torch.zeros(num_classes, dtype=torch.int64)
     union = torch.zeros(num_classes, dtype=torch.int64)
     # only the classes that occur can have a band; a few classes at a time bound the memory

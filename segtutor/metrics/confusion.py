@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .._checks import IGNORE_INDEX, check_int, check_optional_int
+from .._checks import IGNORE_INDEX, check_int, check_labels, check_optional_int
 
 __all__ = [
     "ConfusionMatrix",
@@ -86,8 +86,8 @@ class ConfusionMatrix:
         if self.ignore_index is not None:
             counted = truth != self.ignore_index
             truth, guess = truth[counted], guess[counted]
-        _check_label_range(truth, "target", self.num_classes, self.ignore_index)
-        _check_label_range(guess, "pred", self.num_classes)
+        check_labels(truth, "target", self.num_classes, self.ignore_index)
+        check_labels(guess, "pred", self.num_classes)
         c = self.num_classes
         counts = torch.bincount(truth * c + guess, minlength=c * c).reshape(c, c)
         if self.matrix.device != counts.device:
@@ -199,22 +199,6 @@ def _predicted_labels(pred: Tensor, target: Tensor, num_classes: int) -> Tensor:
             f"shape {tuple(target.shape)}"
         )
     return pred
-
-
-def _check_label_range(labels: Tensor, name: str, num_classes: int,
-                       ignore_index: int | None = None) -> None:
-    """Raise ``ValueError`` naming the labels of ``labels`` outside ``[0, num_classes)``.
-
-    ``labels`` must already be free of ``ignore_index`` pixels; the value is only named
-    in the message (pass it for targets, leave it out for predictions).
-    """
-    bad = (labels < 0) | (labels >= num_classes)
-    if bool(bad.any()):
-        values = torch.unique(labels[bad])[:10].tolist()
-        valid = f"[0, {num_classes})"
-        if ignore_index is not None:
-            valid += f" or ignore_index={ignore_index}"
-        raise ValueError(f"{name} contains labels {values}; valid labels are {valid}")
 
 
 def _ratio(numerator: Tensor, denominator: Tensor) -> Tensor:

@@ -179,10 +179,10 @@ def test_check_pair_accepts_classes_and_ignore_and_rejects_the_rest():
     mask = torch.tensor([[0, 1, 2, 255, 0]] * 4)
     check_pair(image, mask, num_classes=3)  # valid: raises nothing
     with pytest.raises(
-        ValueError, match=r"a.png: mask values \[3, 7\] are neither a class id in 0..2"
+        ValueError, match=r"a.png: mask contains labels \[3, 7\]; valid labels are \[0, 3\) or ignore_index=255"
     ):
         check_pair(image, mask + (mask == 1) * 2 + (mask == 2) * 5, num_classes=3, source="a.png")
-    with pytest.raises(ValueError, match=r"mask values \[-1\]"):
+    with pytest.raises(ValueError, match=r"mask contains labels \[-1\]"):
         check_pair(image, mask - (mask == 1) * 2, num_classes=3)
 
 
