@@ -2,7 +2,7 @@
 
 Every semantic model of the book takes ``x: float[N, C_in, H, W]`` and returns logits
 ``float[N, num_classes, H, W]`` at the input's resolution, for any ``H, W`` down to a
-documented minimum (see ``DESIGN.md``). Encoder--decoder networks that downsample by a
+documented minimum (see ``CONTRIBUTING.md``). Encoder--decoder networks that downsample by a
 factor ``m`` (32 for VGG16's five poolings) can only return the input's size exactly
 when ``H`` and ``W`` are multiples of ``m``. The helpers here make every other size work
 without a silent shape mismatch::

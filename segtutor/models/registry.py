@@ -7,7 +7,7 @@
 
 Builders are keyword-only functions; :func:`register` records them under their own name,
 with a little metadata: the ``task`` the network solves (``"semantic"`` networks follow the
-model contract of ``DESIGN.md`` and run through the shared test battery) and
+model contract of ``CONTRIBUTING.md`` and run through the shared test battery) and
 ``tiny_kwargs``, keyword arguments that give a tiny version of the network for smoke tests
 and quick CPU demos. Both forms work::
 

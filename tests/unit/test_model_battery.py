@@ -1,6 +1,6 @@
 """One battery for every registered semantic model, plus the contract helpers behind it.
 
-The model contract (DESIGN.md): ``model(x)`` with ``x: float[N, C_in, H, W]`` returns logits
+The model contract (CONTRIBUTING.md): ``model(x)`` with ``x: float[N, C_in, H, W]`` returns logits
 ``float[N, num_classes, H, W]`` for any ``H, W >= model.min_size``, and bad input raises a
 ``ValueError`` that names the offending value. Each test runs on every name in
 ``segtutor.models.list_models(task="semantic")``, built with the model's registered
