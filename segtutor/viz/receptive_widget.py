@@ -20,7 +20,7 @@ layer, for example ``{"type": "conv", "k": [3, 3], "s": [1, 1], "p": [1, 1], "d"
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -29,7 +29,16 @@ import traitlets
 from torch import nn
 
 from segtutor import arithmetic
-from segtutor.arithmetic import Conv, ConvTranspose, LayerField, Pool, ReceptiveFieldTable, Upsample
+from segtutor._checks import check_bool, check_int, check_int_pair, describe
+from segtutor.arithmetic import (
+    Conv,
+    ConvTranspose,
+    LayerField,
+    LayerSpec,
+    Pool,
+    ReceptiveFieldTable,
+    Upsample,
+)
 from segtutor.viz import diagrams
 
 __all__ = [
@@ -46,9 +55,6 @@ _HERE = Path(__file__).parent
 #: Largest input side the viewer draws (the input grid is square).
 MAX_INPUT_SIZE = 256
 
-#: A layer of the viewer's stack (an element-wise layer is ``nn.Identity()``).
-Spec = Conv | Pool | ConvTranspose | Upsample | nn.Identity
-
 #: The keys of each layer type's dict besides ``"type"``, with the spec field they fill.
 _DICT_KEYS: dict[str, tuple[str, ...]] = {
     "conv": ("k", "s", "p", "d"),
@@ -64,13 +70,13 @@ _PAIR_KEYS = {"k", "s", "p", "d", "output_padding", "factor"}
 class Preset(NamedTuple):
     """A layer stack the viewer offers, with the input size it starts from."""
 
-    layers: list[Spec]
+    layers: list[LayerSpec]
     input_size: int
 
 
-def _vgg16_conv1_to_pool3() -> list[Spec]:
+def _vgg16_conv1_to_pool3() -> list[LayerSpec]:
     """VGG16's first three blocks: 3x3 convolutions (padding 1) and 2x2 max pooling."""
-    layers: list[Spec] = []
+    layers: list[LayerSpec] = []
     for convolutions in (2, 2, 3):
         layers += [Conv(3, p=1)] * convolutions + [Pool(2)]
     return layers
@@ -91,22 +97,6 @@ PRESETS: dict[str, Preset] = {
 # --------------------------------------------------------------------------- the wire format
 
 
-def _integer(name: str, value: object) -> int:
-    """``value`` as an ``int``; ``bool``, ``float`` and the rest raise ``TypeError``."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
-    return int(value)
-
-
-def _int_pair(name: str, value: object) -> list[int]:
-    """``value`` (an ``int`` or a pair of ``int``) as ``[height, width]``."""
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"{name} must be an int or a pair (height, width), got {value!r}")
-        return [_integer(f"{name}[{axis}]", v) for axis, v in enumerate(value)]
-    return [_integer(name, value)] * 2
-
-
 def _whole_factors(name: str, factor: object) -> list[int]:
     """An upsampling factor (``2``, ``2.0`` or a pair) as ``[height, width]`` of ``int``."""
     factors = list(factor) if isinstance(factor, (tuple, list)) else [factor, factor]
@@ -120,63 +110,41 @@ def _whole_factors(name: str, factor: object) -> list[int]:
     return [int(f) for f in factors]
 
 
-def _conv_padding(module: nn.Conv2d) -> object:
-    """The per-side padding of ``module`` (PyTorch's ``"same"`` puts ``d(k-1)//2`` first)."""
-    if module.padding == "valid":
-        return 0
-    if module.padding == "same":
-        return tuple(d * (k - 1) // 2 for k, d in zip(module.kernel_size, module.dilation, strict=True))
-    return module.padding
-
-
-def _module_spec(module: nn.Module, name: str) -> Spec:
-    """The spec of a single module (``nn.Identity()`` for one that works pixel by pixel)."""
-    if isinstance(module, nn.ConvTranspose2d):
-        return ConvTranspose(module.kernel_size, module.stride, module.padding, module.dilation,
-                             module.output_padding)
-    if isinstance(module, nn.Conv2d):
-        return Conv(module.kernel_size, module.stride, _conv_padding(module), module.dilation)
-    if isinstance(module, nn.MaxPool2d):
-        return Pool(module.kernel_size, module.stride, module.padding, module.dilation,
-                    module.ceil_mode)
-    if isinstance(module, nn.AvgPool2d):
-        return Pool(module.kernel_size, module.stride, module.padding, 1, module.ceil_mode)
-    # Anything else: receptive_field refuses what it cannot handle (with the reason) and
-    # opens residual blocks into several rows, which a plain stack cannot show.
-    table = arithmetic.receptive_field([module])
-    if isinstance(module, nn.Upsample):
-        return Upsample(tuple(_whole_factors(name, module.scale_factor)), module.mode)
-    field = table.overall
-    if len(table.layers) == 1 and (field.size, field.stride, field.padding) == ((1, 1), (1, 1), (0, 0)):
-        return nn.Identity()
-    raise ValueError(
-        f"{name}: the viewer draws a plain stack of layers and cannot show {type(module).__name__} "
-        f"(its receptive field takes {len(table.layers)} rows); pass its layers one by one"
-    )
-
-
-def _flatten(layers: object) -> Iterable[object]:
-    """The layers in forward order, ``nn.Sequential`` and lists opened up."""
-    if isinstance(layers, (nn.Sequential, list, tuple)):
-        for layer in layers:
-            yield from _flatten(layer)
-    else:
-        yield layers
-
-
-def _as_spec(layer: object, name: str) -> Spec:
-    """One layer of any accepted kind as a spec."""
+def _as_layer(layer: object, name: str) -> object:
+    """One entry of the given stack, a dict turned into its spec; specs and modules as given."""
     if isinstance(layer, dict):
         return _dict_spec(layer, name)
-    if isinstance(layer, nn.Module):
-        return _module_spec(layer, name)
-    if isinstance(layer, tuple(_SPEC_CLASSES.values())):
+    if isinstance(layer, (nn.Module, list, tuple, *_SPEC_CLASSES.values())):
         return layer
     raise TypeError(f"{name}: expected a layer spec (Conv, Pool, ConvTranspose, Upsample), an "
-                    f"nn.Module or a dict, got {layer!r} ({type(layer).__name__})")
+                    f"nn.Module or a dict, got {describe(layer)} ({type(layer).__name__})")
 
 
-def _spec_dict(spec: Spec, name: str) -> dict[str, Any]:
+def _refuse_blocks(layers: list[object]) -> None:
+    """A block (a residual one, say) takes several rows, which one layer of the viewer cannot show."""
+    for index, layer in enumerate(layers):
+        modules = layer.modules() if isinstance(layer, nn.Module) else ()
+        block = next((m for m in modules if arithmetic.main_path(m) is not None), None)
+        if block is not None:
+            rows = len(arithmetic.layer_specs(block))
+            raise ValueError(
+                f"layer {index}: the viewer draws a plain stack of layers and cannot show "
+                f"{type(block).__name__} (its receptive field takes {rows} rows); pass its "
+                f"layers one by one")
+
+
+def _stack(layers: object) -> tuple[list[LayerSpec], ReceptiveFieldTable]:
+    """The stack's specs and its receptive-field table (which checks every layer)."""
+    entries = list(layers) if isinstance(layers, (list, tuple, nn.Sequential)) else [layers]
+    given = [_as_layer(layer, f"layer {index}") for index, layer in enumerate(entries)]
+    _refuse_blocks(given)
+    specs = arithmetic.layer_specs(given)
+    if not specs:
+        raise ValueError(f"the viewer needs at least one layer, got {layers!r}")
+    return specs, arithmetic.receptive_field(given)  # names the layer it refuses, and why
+
+
+def _spec_dict(spec: LayerSpec, name: str) -> dict[str, Any]:
     """The plain dict of one spec, every size a pair ``[height, width]``."""
     if isinstance(spec, nn.Identity):
         return {"type": "identity"}
@@ -189,12 +157,12 @@ def _spec_dict(spec: Spec, name: str) -> dict[str, Any]:
         if key == "factor":
             value = _whole_factors(name, value)
         elif key in _PAIR_KEYS:
-            value = _int_pair(f"{name}: {key}", value)
+            value = list(check_int_pair(value, f"{name}: {key}"))
         out[key] = value
     return out
 
 
-def _dict_spec(layer: dict[str, Any], name: str) -> Spec:
+def _dict_spec(layer: dict[str, Any], name: str) -> LayerSpec:
     """The spec that one layer dict describes (missing keys take the spec's defaults)."""
     kind = layer.get("type")
     if kind not in _DICT_KEYS:
@@ -211,20 +179,11 @@ def _dict_spec(layer: dict[str, Any], name: str) -> Spec:
             continue
         value = layer[key]
         if key in _PAIR_KEYS:
-            value = tuple(_int_pair(f"{name}: {key}", value))
-        elif key == "ceil_mode" and not isinstance(value, bool):
-            raise TypeError(f"{name}: ceil_mode must be True or False, got {value!r}")
+            value = check_int_pair(value, f"{name}: {key}")
+        elif key == "ceil_mode":
+            check_bool(value, f"{name}: ceil_mode")
         values[key] = value
     return _SPEC_CLASSES[kind](**values)
-
-
-def _specs(layers: object) -> list[Spec]:
-    """Every layer of the stack as a spec, checked by :func:`~segtutor.arithmetic.receptive_field`."""
-    specs = [_as_spec(layer, f"layer {index}") for index, layer in enumerate(_flatten(layers))]
-    if not specs:
-        raise ValueError(f"the viewer needs at least one layer, got {layers!r}")
-    arithmetic.receptive_field(specs)  # refuses bad kernel sizes, strides, modes, naming the layer
-    return specs
 
 
 def layer_dicts(layers: object) -> list[dict[str, Any]]:
@@ -246,14 +205,16 @@ def layer_dicts(layers: object) -> list[dict[str, Any]]:
 
     Raises:
         ValueError: an empty stack, a layer :func:`~segtutor.arithmetic.receptive_field`
-            refuses, a residual block, an unknown dict key or type, or an upsampling factor
-            that is not a whole number.
+            refuses, a block that it opens into several rows (a residual block, see
+            :func:`~segtutor.arithmetic.main_path`), an unknown dict key or type, or an
+            upsampling factor that is not a whole number.
         TypeError: a layer of another kind, or a size that is not an ``int``.
     """
-    return [_spec_dict(spec, f"layer {index}") for index, spec in enumerate(_specs(layers))]
+    specs, _ = _stack(layers)
+    return [_spec_dict(spec, f"layer {index}") for index, spec in enumerate(specs)]
 
 
-def layers_from_dicts(dicts: Sequence[dict[str, Any]]) -> list[Spec]:
+def layers_from_dicts(dicts: Sequence[dict[str, Any]]) -> list[LayerSpec]:
     """The specs that :func:`layer_dicts` dicts describe, for :func:`~segtutor.arithmetic.receptive_field`.
 
     An ``{"type": "identity"}`` layer becomes ``nn.Identity()``, which keeps the rows of the
@@ -263,35 +224,30 @@ def layers_from_dicts(dicts: Sequence[dict[str, Any]]) -> list[Spec]:
         ValueError: an unknown layer type or key.
         TypeError: a layer that is not a dict, or a size that is not an ``int``.
     """
-    specs: list[Spec] = []
+    specs: list[LayerSpec] = []
     for index, layer in enumerate(dicts):
         if not isinstance(layer, dict):
-            raise TypeError(f"layer {index} must be a dict, got {layer!r} ({type(layer).__name__})")
+            raise TypeError(f"layer {index} must be a dict, got {describe(layer)} "
+                            f"({type(layer).__name__})")
         specs.append(_dict_spec(layer, f"layer {index}"))
     return specs
 
 
 def _preset_entry(name: str, layers: object, input_size: int) -> dict[str, Any]:
     """A menu entry: the stack's dicts, a short label per layer, the starting input size."""
-    specs = _specs(layers)
-    named = [_dict_spec(layer, "") if isinstance(layer, dict) else layer for layer in _flatten(layers)]
-    labels = [f.layer for f in arithmetic.receptive_field(named).layers]  # "Conv2d k3 p1", "ReLU"
+    specs, table = _stack(layers)
     return {"name": name, "layers": [_spec_dict(spec, f"layer {index}") for index, spec in
                                      enumerate(specs)],
-            "labels": labels, "input_size": input_size}
+            "labels": [f.layer for f in table.layers],  # "Conv2d k3 p1", "ReLU"
+            "input_size": input_size}
 
 
 # --------------------------------------------------------------------------- the widget
 
 
 def _check_input_size(value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"input_size must be an int (the viewer draws a square input), got "
-                        f"{value!r} ({type(value).__name__})")
-    if not 1 <= value <= MAX_INPUT_SIZE:
-        raise ValueError(f"input_size={value} is outside the viewer's range: use "
-                         f"1 <= input_size <= {MAX_INPUT_SIZE}")
-    return int(value)
+    return check_int(value, "input_size (the side of the square input)", minimum=1,
+                     maximum=MAX_INPUT_SIZE)
 
 
 class _InputSize(traitlets.Int):
@@ -301,13 +257,13 @@ class _InputSize(traitlets.Int):
 
 def _check_unit(value: object) -> list[int]:
     if not isinstance(value, (list, tuple)) or len(value) != 2:
-        raise TypeError(f"unit must be a pair (row, col), got {value!r}")
-    return [_integer(f"unit[{axis}]", v) for axis, v in enumerate(value)]
+        raise TypeError(f"unit must be a pair (row, col), got {describe(value)}")
+    return [check_int(v, f"unit[{axis}]") for axis, v in enumerate(value)]
 
 
 class _Index(traitlets.Int):
     def validate(self, obj: Any, value: Any) -> int:
-        return _integer("layer", value)
+        return check_int(value, "layer")
 
 
 class _Unit(traitlets.List):
@@ -393,7 +349,7 @@ class ReceptiveFieldViewer(anywidget.AnyWidget):
     # -- reading the state
 
     @property
-    def layers(self) -> list[Spec]:
+    def layers(self) -> list[LayerSpec]:
         """The specs of the stack shown (element-wise layers as ``nn.Identity()``)."""
         return layers_from_dicts(self._entry(self.preset)["layers"])
 
@@ -449,7 +405,7 @@ class ReceptiveFieldViewer(anywidget.AnyWidget):
         count = len(table.layers)
         if layer is None:
             layer = count - 1 if preset is not None else self.layer
-        if not -count <= _integer("layer", layer) < count:
+        if not -count <= check_int(layer, "layer") < count:
             raise ValueError(f"layer={layer} is not a layer of {name!r}: use -{count} <= layer < {count}")
         layer %= count
         rows, cols = table.layers[layer].output_size

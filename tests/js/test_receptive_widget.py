@@ -316,11 +316,11 @@ def test_layer_dicts_of_specs_fill_in_pytorch_defaults():
         ([], ValueError, r"needs at least one layer"),
         ([{"type": "linear"}], ValueError, r"layer 0: unknown layer type 'linear'; use one of"),
         ([{"type": "conv", "k": 3, "stride": 2}], ValueError, r"layer 0: a 'conv' layer has no \['stride'\]"),
-        ([Conv(3), {"type": "conv", "k": 2.5}], TypeError, r"layer 1: k must be an int, got 2.5"),
+        ([Conv(3), {"type": "conv", "k": 2.5}], TypeError, r"layer 1: k must be an int or a pair .*, got 2.5"),
         ([{"type": "conv", "k": [3, 3, 3]}], ValueError, r"layer 0: k must be an int or a pair"),
         ([{"type": "pool", "k": 2, "ceil_mode": 1}], TypeError, r"ceil_mode must be True or False, got 1"),
-        ([Conv(0)], ValueError, r"layer 0: kernel size must be >= 1"),
-        ([Upsample(2, "bicubic")], ValueError, r"upsampling mode 'bicubic' not supported"),
+        ([Conv(0)], ValueError, r"layer 0: kernel size k must be a positive int"),
+        ([Upsample(2, "bicubic")], ValueError, r"upsampling mode must be one of .*, got 'bicubic'"),
         ([nn.Upsample(scale_factor=1.5)], ValueError, r"upsampling factor 1.5 is not a whole number"),
         ([nn.Upsample(size=8)], ValueError, r"fixed output size"),
         ([nn.Linear(3, 3)], ValueError, r"cannot compute the receptive field of Linear"),
@@ -337,6 +337,21 @@ def test_residual_block_is_refused():
 
     with pytest.raises(ValueError, match=r"plain stack of layers and cannot show BasicBlock"):
         layer_dicts([BasicBlock(4, 4)])
+    with pytest.raises(ValueError, match=r"layer 1: .* cannot show BasicBlock"):
+        layer_dicts(nn.Sequential(nn.Conv2d(4, 4, 3), BasicBlock(4, 4)))
+
+
+def test_a_block_that_describes_itself_is_refused_too():
+    class Block(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(1, 1, 3)
+
+        def receptive_field_layers(self) -> list[nn.Module]:
+            return [self.conv, nn.ReLU(), self.conv]
+
+    with pytest.raises(ValueError, match=r"cannot show Block \(its receptive field takes 3 rows\)"):
+        ReceptiveFieldViewer([Conv(3), nn.Sequential(Block())])
 
 
 def test_layers_from_dicts_refuses_what_is_not_a_dict():
@@ -406,9 +421,9 @@ def test_single_trait_changes_are_checked_against_the_others():
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        (dict(input_size=0), ValueError, rf"input_size=0 is outside .* <= {MAX_INPUT_SIZE}"),
-        (dict(input_size=MAX_INPUT_SIZE + 1), ValueError, r"input_size=257 is outside"),
-        (dict(input_size=(16, 24)), TypeError, r"input_size must be an int \(the viewer draws a square"),
+        (dict(input_size=0), ValueError, rf"input_size .* must be an int in \[1, {MAX_INPUT_SIZE}\], got 0"),
+        (dict(input_size=MAX_INPUT_SIZE + 1), ValueError, r"input_size .* must be an int in .*, got 257"),
+        (dict(input_size=(16, 24)), TypeError, r"input_size \(the side of the square input\) must be an int"),
         (dict(input_size=1), ValueError, r"layer 1 does not fit its input"),
         (dict(layer=2), ValueError, r"layer=2 is not a layer of 'your stack': use -2 <= layer < 2"),
         (dict(layer=True), TypeError, r"layer must be an int, got True"),

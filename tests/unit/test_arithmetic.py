@@ -183,14 +183,14 @@ def test_transposed_convolution_restores_the_input_size(i, k, s, p, d):
                                       pool_output_size])
 @pytest.mark.parametrize("bad", [5.0, True, "5", None])
 def test_sizes_refuse_non_integers(function, bad):
-    with pytest.raises(TypeError, match="input size i must be an int"):
+    with pytest.raises(TypeError, match="input size i must be a positive int"):
         function(bad, 3)
 
 
 def test_error_messages_name_the_value_and_the_rule():
     with pytest.raises(ValueError, match=r"stride s must be a positive int, got 0"):
         conv_output_size(5, 3, s=0)
-    with pytest.raises(ValueError, match=r"padding p must be an int >= 0, got -1"):
+    with pytest.raises(ValueError, match=r"padding p must be a non-negative int, got -1"):
         conv_output_size(5, 3, p=-1)
     with pytest.raises(ValueError, match=r"effective size 5\) is larger than the padded input"):
         conv_output_size(4, 3, d=2)
@@ -198,9 +198,9 @@ def test_error_messages_name_the_value_and_the_rule():
         conv_transpose_output_size(1, 3, s=1, p=2)
     with pytest.raises(ValueError, match=r"p=2 is more than half the window k=3"):
         pool_output_size(8, 3, p=2)
-    with pytest.raises(TypeError, match="ceil_mode must be a bool"):
+    with pytest.raises(TypeError, match="ceil_mode must be True or False"):
         pool_output_size(8, 2, ceil_mode=1)
-    with pytest.raises(TypeError, match=r"kernel size k must be an int, got 3.0"):
+    with pytest.raises(TypeError, match=r"kernel size k must be a positive int, got 3.0"):
         conv_output_size(5, 3.0)
 
 
@@ -325,7 +325,7 @@ def test_conv_transpose_via_conv_refuses_bad_input():
     x = torch.randn(1, 3, 4, 4)
     with pytest.raises(ValueError, match="x has 3 channels but weight expects 2"):
         conv_transpose_via_conv(x, torch.randn(2, 1, 3, 3))
-    with pytest.raises(ValueError, match=r"expected x \[N, C_in, H, W\]"):
+    with pytest.raises(ValueError, match=r"x must be 4-D \[N, C_in, H, W\]"):
         conv_transpose_via_conv(x[0], torch.randn(3, 1, 3, 3))
     with pytest.raises(ValueError, match="output_padding=2 must be smaller"):
         conv_transpose_via_conv(x, torch.randn(3, 1, 3, 3), stride=2, output_padding=2)
@@ -405,7 +405,7 @@ def test_conv_matrix_is_sparse_above_the_dense_limit():
 
 
 def test_conv_matrix_refuses_bad_input():
-    with pytest.raises(ValueError, match=r"weight must be \[kh, kw\] or \[C_out, C_in, kh, kw\]"):
+    with pytest.raises(ValueError, match=r"weight must be 2-D or 4-D \[kh, kw\] or \[C_out, C_in, kh, kw\]"):
         conv_matrix(torch.ones(2, 3, 3), 5)
     with pytest.raises(TypeError, match="sparse must be True, False or None"):
         conv_matrix(torch.ones(3, 3), 5, sparse="yes")

@@ -244,14 +244,14 @@ def test_unknown_module_is_refused_with_its_name():
 
 
 @pytest.mark.parametrize("spec, message", [
-    (Conv(0), r"layer 1: kernel size must be >= 1, got \(0, 0\)"),
-    (Conv(3, s=0), r"layer 1: stride must be >= 1"),
-    (Conv(3, p=-1), r"layer 1: padding must be >= 0"),
-    (Pool((2, 0)), r"layer 1: kernel size must be >= 1, got \(2, 0\)"),
-    (ConvTranspose(3, d=0), r"layer 1: dilation must be >= 1"),
-    (Upsample(0), r"layer 1: upsampling factor must be positive"),
-    (Upsample(2, "bicubic"), r"layer 1: upsampling mode 'bicubic' not supported"),
-    (Conv(2.5), r"layer 1: k must be an int"),
+    (Conv(0), r"layer 1: kernel size k must be a positive int or a pair .*, got 0"),
+    (Conv(3, s=0), r"layer 1: stride s must be a positive int"),
+    (Conv(3, p=-1), r"layer 1: padding p must be a non-negative int"),
+    (Pool((2, 0)), r"layer 1: kernel size k must be a positive int or a pair .*, got \(2, 0\)"),
+    (ConvTranspose(3, d=0), r"layer 1: dilation d must be a positive int"),
+    (Upsample(0), r"layer 1: upsampling factor must be a finite number > 0, got 0"),
+    (Upsample(2, "bicubic"), r"layer 1: upsampling mode must be one of \('nearest', 'bilinear'\), got 'bicubic'"),
+    (Conv(2.5), r"layer 1: kernel size k must be a positive int or a pair .*, got 2.5 \(float\)"),
 ])
 def test_bad_layer_specification_names_the_layer(spec, message):
     with pytest.raises((ValueError, TypeError), match=message):
@@ -270,7 +270,7 @@ def test_stack_that_does_not_fit_the_input_is_refused():
         receptive_field([Conv(3), Conv(5)], input_size=6)
     with pytest.raises(ValueError, match="at least one layer"):
         receptive_field([])
-    with pytest.raises(ValueError, match="input_size must be positive"):
+    with pytest.raises(ValueError, match="input_size must be a positive int"):
         receptive_field([Conv(3)], input_size=0)
 
 
