@@ -57,7 +57,8 @@ function requireInteger(name, value, minimum) {
     throw new ConfigError(`${label} must be an int, got ${value} (${typeof value})`);
   }
   if (value < minimum) {
-    const kind = minimum === 1 ? "a positive int" : `an int >= ${minimum}`;
+    // the wording of segtutor/_checks.py, which the tests compare word for word
+    const kind = minimum === 1 ? "a positive int" : minimum === 0 ? "a non-negative int" : `an int >= ${minimum}`;
     throw new ConfigError(`${label} must be ${kind}, got ${value}`);
   }
 }
