@@ -8,18 +8,20 @@ at ``--root``)::
 
 One training run is noisy: the number of steps that fit into the time budget depends on
 the machine's load, and the held-out mIoU moves by a few thousandths from seed to seed.
-A chapter can afford one run; this script measures the spread. Every run trains a
-``unet(base_channels=16)`` (1.94 M parameters) on random 128 x 128 crops of slices 0-24
-(batches of 8, flips and 90-degree rotations, AdamW at 3e-3 with weight decay 1e-4,
-``segtutor.train.one_cycle_in_time``, cross-entropy + soft Dice, bfloat16 autocast and
-channels_last on the CPU when ``--amp``), then predicts the full held-out slices 25-29
-once and averaged over the 8 rotations and flips (``segtutor.tiling.SymmetryAverage``).
+A chapter can afford one run; this script measures the spread. Every run trains Chapter 8's
+recipe, ``segtutor.recipes.ISBI_UNET`` -- the same object the chapter trains on a CPU, so
+the two cannot drift apart: a ``unet(base_channels=16)`` (1.94 M parameters) on random
+128 x 128 crops of slices 0-24 (batches of 8, flips and 90-degree rotations, AdamW at 3e-3
+with weight decay 1e-4, ``segtutor.train.one_cycle_in_time``, cross-entropy + soft Dice,
+bfloat16 autocast and channels_last on the CPU when ``--amp``), then predicts the full
+held-out slices 25-29 once and averaged over the 8 rotations and flips
+(``segtutor.ops.tiling.SymmetryAverage``). ``--budget`` changes only the seconds of training.
 
 Recipes:
 
 * ``flips``: the augmentation above only (Chapter 8's recipe);
-* ``jitter``: plus ``v2.ColorJitter(brightness=0.2, contrast=0.2)`` (measured: no gain, so
-  Chapter 8 uses ``flips``).
+* ``jitter``: plus ``v2.ColorJitter(brightness=0.2, contrast=0.2)`` (the recipe's
+  ``jitter=True``; measured: no gain, so Chapter 8 uses ``flips``).
 
 It prints one Markdown row per run and a summary per recipe (mean, min and max).
 """
@@ -27,59 +29,40 @@ It prints one Markdown row per run and a summary per recipe (mean, min and max).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import time
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
-from segtutor.data import ISBI2012, AugmentedPairs, JointTransform, default_isbi_root
-from segtutor.losses import DiceCELoss
-from segtutor.models.unet import unet
-from segtutor.tiling import SymmetryAverage
-from segtutor.train import evaluate, fit, one_cycle_in_time
-from segtutor.utils import seed_everything
+from segtutor.data import default_isbi_root
+from segtutor.recipes import ISBI_UNET, ISBIUNetRecipe, load_isbi
 
 RECIPES = ("flips", "jitter")
-
-
-def augmentation(recipe: str, normalize: v2.Normalize, crop: int) -> JointTransform:
-    rotations = v2.RandomChoice([v2.RandomRotation((angle, angle)) for angle in (0, 90, 180, 270)])
-    steps = [v2.RandomCrop(crop), v2.RandomHorizontalFlip(), rotations]
-    if recipe == "jitter":
-        steps.append(v2.ColorJitter(brightness=0.2, contrast=0.2))
-    return JointTransform(*steps, normalize)
-
 
 Pairs = list[tuple[torch.Tensor, torch.Tensor]]
 
 
-def load(root: Path) -> tuple[Pairs, Pairs, v2.Normalize]:
-    """Slices 0-24 and 25-29 read once, and the normalisation of the training pixels."""
-    train_pairs = list(ISBI2012(root, split="train"))
-    test_pairs = list(ISBI2012(root, split="test"))
-    pixels = torch.stack([image for image, _ in train_pairs])
-    normalize = v2.Normalize(pixels.mean(dim=(0, 2, 3)).tolist(), pixels.std(dim=(0, 2, 3)).tolist())
-    return train_pairs, test_pairs, normalize
+def recipe_for(name: str, budget: float) -> ISBIUNetRecipe:
+    """Chapter 8's CPU recipe (``flips``), or it with colour jitter, trained ``budget`` seconds.
+
+    Raises:
+        ValueError: ``name`` is not one of :data:`RECIPES`.
+    """
+    if name not in RECIPES:
+        raise ValueError(f"name must be one of {RECIPES}, got {name!r}")
+    return dataclasses.replace(ISBI_UNET, budget=budget, jitter=name == "jitter")
 
 
-def run(recipe: str, seed: int, budget: float, amp: bool, train_pairs: Pairs, test_pairs: Pairs,
+def run(recipe: ISBIUNetRecipe, seed: int, amp: bool, train_pairs: Pairs, test_pairs: Pairs,
         normalize: v2.Normalize) -> dict[str, float]:
-    seed_everything(seed)
-    loader = DataLoader(AugmentedPairs(train_pairs, augmentation(recipe, normalize, 128), 400),
-                        batch_size=8, shuffle=True, drop_last=True)
-    net = unet(num_classes=2, in_channels=1, base_channels=16)
-    if amp:
-        net = net.to(memory_format=torch.channels_last)
-    history = fit(net, loader, num_classes=2, time_budget=budget,
-                  optimizer=lambda params: torch.optim.AdamW(params, lr=3e-3, weight_decay=1e-4),
-                  lr_scheduler=lambda optimizer: one_cycle_in_time(optimizer, budget),
-                  loss_fn=DiceCELoss(), device="cpu", amp=amp, seed=seed, progress=False)
-    test_loader = DataLoader([(normalize(image), mask) for image, mask in test_pairs])
-    one_pass = evaluate(net, test_loader, num_classes=2, device="cpu")
-    averaged = evaluate(SymmetryAverage(net), test_loader, num_classes=2, device="cpu")
+    """Train and evaluate one seed of ``recipe`` on the CPU; the figures of one table row."""
+    net, history = recipe.train(recipe.train_loader(train_pairs, normalize), seed=seed, amp=amp,
+                                device="cpu")
+    results = recipe.evaluate(net, recipe.test_loader(test_pairs, normalize), device="cpu")
+    one_pass, averaged = results["one pass"], results["8 rotations/flips"]
     return {"steps": history.step[-1], "seconds": sum(history.seconds),
             "miou": one_pass["mean_iou"], "accuracy": one_pass["pixel_accuracy"],
             "miou_8": averaged["mean_iou"], "accuracy_8": averaged["pixel_accuracy"]}
@@ -89,7 +72,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--recipes", nargs="+", choices=RECIPES, default=list(RECIPES))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--budget", type=float, default=120.0, help="seconds of training per run")
+    parser.add_argument("--budget", type=float, default=ISBI_UNET.budget,
+                        help="seconds of training per run (default: the chapter's)")
     parser.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
                         help="bfloat16 autocast + channels_last (default: on; use --no-amp on "
                              "CPUs without native bfloat16)")
@@ -104,10 +88,12 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|---:|---:|")
     results: dict[str, list[dict[str, float]]] = {}
     started = time.perf_counter()
-    data = load(root)
+    train_pairs, test_pairs = load_isbi(root)
+    normalize = ISBI_UNET.normalization(train_pairs)
     for recipe in args.recipes:
         for seed in args.seeds:
-            r = run(recipe, seed, args.budget, args.amp, *data)
+            r = run(recipe_for(recipe, args.budget), seed, args.amp, train_pairs, test_pairs,
+                    normalize)
             results.setdefault(recipe, []).append(r)
             print(f"| {recipe} | {seed} | {r['steps']} | {r['miou']:.4f} | {r['accuracy']:.4f} "
                   f"| {r['miou_8']:.4f} | {r['accuracy_8']:.4f} |", flush=True)

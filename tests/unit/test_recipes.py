@@ -1,0 +1,227 @@
+"""segtutor.recipes: Chapter 8's ISBI U-Net recipe is one object that the chapter and
+benchmarks/isbi_unet.py both run, composed as before, and it trains and evaluates."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torchvision.transforms import v2
+
+from segtutor import recipes
+from segtutor.bench import count_parameters
+from segtutor.data import default_isbi_root
+from segtutor.losses import DiceCELoss
+from segtutor.models.unet import UNet, unet
+from segtutor.ops.tiling import SymmetryAverage
+from segtutor.recipes import ISBI_UNET, ISBI_UNET_GPU, ISBIUNetRecipe, load_isbi
+from segtutor.train import evaluate
+from segtutor.utils import seed_everything
+
+REPO = Path(__file__).resolve().parents[2]
+
+#: A recipe small enough to train for a few seconds in a test.
+TINY = dataclasses.replace(ISBI_UNET, crop=32, batch_size=2, base_channels=4, budget=2.0,
+                           steps_per_epoch=3)
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("isbi_unet", REPO / "benchmarks" / "isbi_unet.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["isbi_unet"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def synthetic_pairs(n: int, size: int = 48, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Grey images whose bright pixels are class 1, plus noise."""
+    generator = torch.Generator().manual_seed(seed)
+    masks = (torch.rand(n, size, size, generator=generator) > 0.7).long()
+    images = masks[:, None].float() * 0.5 + 0.3 * torch.rand(n, 1, size, size, generator=generator)
+    return list(zip(images, masks, strict=True))
+
+
+def first_kernel(model: torch.nn.Module) -> torch.Tensor:
+    """A 3x3 kernel with several input channels (where channels_last differs from contiguous)."""
+    return next(p for p in model.parameters() if p.ndim == 4 and min(p.shape[1:]) > 1)
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    """A few ISBI 2012 slices when the copy is there, else synthetic images."""
+    root = default_isbi_root()
+    if root is None:
+        return synthetic_pairs(4), synthetic_pairs(1, seed=1)
+    train_pairs, test_pairs = load_isbi(root)
+    return train_pairs[:4], [(image[:, :96, :96], mask[:96, :96]) for image, mask in test_pairs[:1]]
+
+
+# -- one recipe for the chapter and the benchmark ---------------------------------------
+
+
+def test_the_recipe_is_chapter_8s():
+    assert ISBI_UNET == ISBIUNetRecipe(crop=128, batch_size=8, base_channels=16, lr=3e-3,
+                                       weight_decay=1e-4, jitter=False, budget=120.0,
+                                       steps_per_epoch=50, num_classes=2, in_channels=1)
+    assert ISBI_UNET_GPU == dataclasses.replace(ISBI_UNET, crop=256, batch_size=16,
+                                                base_channels=32, budget=480.0)
+    parameters = count_parameters(ISBI_UNET.model())
+    assert parameters == count_parameters(unet(num_classes=2, in_channels=1, base_channels=16))
+    assert round(parameters / 1e6, 2) == 1.94  # as the benchmark's docstring says
+
+
+def test_benchmark_and_chapter_run_the_same_recipe():
+    benchmark = load_benchmark()
+    assert benchmark.recipe_for("flips", ISBI_UNET.budget) == ISBI_UNET
+    assert benchmark.recipe_for("jitter", 60.0) == dataclasses.replace(ISBI_UNET, jitter=True,
+                                                                      budget=60.0)
+    assert benchmark.RECIPES == ("flips", "jitter")
+    with pytest.raises(ValueError, match="name must be one of"):
+        benchmark.recipe_for("mixup", 60.0)
+    # the chapter picks the same objects by profile and builds everything through them
+    notebook = json.loads((REPO / "book" / "08_unet.ipynb").read_text())
+    code = "\n".join("".join(cell["source"]) for cell in notebook["cells"]
+                     if cell["cell_type"] == "code")
+    assert "recipe = rt.pick(cpu=ISBI_UNET, gpu=ISBI_UNET_GPU)" in code
+    for call in ("recipe.normalization(", "recipe.train_loader(", "recipe.test_loader(",
+                 "recipe.train(", "recipe.evaluate("):
+        assert call in code
+    for recomposed in ("unet(num_classes", "AdamW(", "one_cycle_in_time(", "DiceCELoss(",
+                       "SymmetryAverage(net)", "v2.RandomCrop("):
+        assert recomposed not in code
+
+
+# -- the parts ------------------------------------------------------------------------
+
+
+def test_normalization_uses_the_training_pixels(pairs):
+    train_pairs, _ = pairs
+    normalize = ISBI_UNET.normalization(train_pairs)
+    pixels = torch.cat([image.flatten() for image, _ in train_pairs]).double()
+    assert normalize.mean == pytest.approx([pixels.mean().item()], rel=1e-4)
+    assert normalize.std == pytest.approx([pixels.std().item()], rel=1e-4)
+    with pytest.raises(ValueError, match="train_pairs is empty"):
+        ISBI_UNET.normalization([])
+
+
+def test_augmentation_crops_flips_rotates_and_jitters():
+    image = torch.arange(48 * 48, dtype=torch.float32).reshape(1, 48, 48) / 48**2
+    mask = (image[0] * 2).long()
+    identity = v2.Normalize([0.0], [1.0])
+    seen = set()
+    for seed in range(40):
+        torch.manual_seed(seed)
+        crop, crop_mask = TINY.augmentation(identity)(image, mask)
+        assert crop.shape == (1, 32, 32) and crop_mask.shape == (32, 32)
+        # without jitter, image and mask move together: the mask is still the image's half
+        assert torch.equal(crop_mask, (crop[0] * 2).long())
+        # the direction in which the values grow fastest tells the orientation
+        rows, cols = crop[0, 1, 0] - crop[0, 0, 0], crop[0, 0, 1] - crop[0, 0, 0]
+        seen.add((round(rows.item() * 48**2), round(cols.item() * 48**2)))
+    assert seen == {(48, 1), (48, -1), (-48, 1), (-48, -1), (1, 48), (1, -48), (-1, 48),
+                    (-1, -48)}  # all eight orientations
+    names = [type(t).__name__ for t in TINY.augmentation(identity).pipeline.transforms]
+    assert names == ["RandomCrop", "RandomHorizontalFlip", "RandomChoice", "Normalize"]
+    jitter = dataclasses.replace(TINY, jitter=True).augmentation(identity)
+    assert [type(t).__name__ for t in jitter.pipeline.transforms][3:] == ["ColorJitter",
+                                                                         "Normalize"]
+
+
+def test_loaders_model_optimizer_and_loss(pairs):
+    train_pairs, test_pairs = pairs
+    normalize = TINY.normalization(train_pairs)
+    loader = TINY.train_loader(train_pairs, normalize)
+    assert len(loader) == TINY.steps_per_epoch
+    images, masks = next(iter(loader))
+    assert images.shape == (2, 1, 32, 32) and masks.shape == (2, 32, 32)
+    test_loader = TINY.test_loader(test_pairs, normalize)
+    image, mask = next(iter(test_loader))
+    assert torch.equal(image[0], normalize(test_pairs[0][0])) and torch.equal(mask[0],
+                                                                              test_pairs[0][1])
+    seed_everything(3)
+    model = TINY.model()
+    seed_everything(3)
+    reference = unet(num_classes=2, in_channels=1, base_channels=4)
+    assert isinstance(model, UNet)
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                 reference.state_dict().values(), strict=True))
+    optimizer = ISBI_UNET.optimizer(model.parameters())
+    assert isinstance(optimizer, torch.optim.AdamW)
+    assert optimizer.defaults["lr"] == 3e-3 and optimizer.defaults["weight_decay"] == 1e-4
+    assert isinstance(ISBI_UNET.loss(), DiceCELoss)
+
+
+@pytest.mark.parametrize(("field", "value", "error"), [
+    ("crop", 0, ValueError), ("crop", 1.5, TypeError), ("batch_size", True, TypeError),
+    ("num_classes", 1, ValueError), ("lr", 0.0, ValueError), ("lr", "3e-3", TypeError),
+    ("weight_decay", -1e-4, ValueError), ("budget", float("inf"), ValueError),
+    ("jitter", 1, TypeError), ("steps_per_epoch", 0, ValueError),
+])
+def test_bad_fields_are_refused(field, value, error):
+    with pytest.raises(error, match=f"{field} must be"):
+        dataclasses.replace(ISBI_UNET, **{field: value})
+
+
+def test_the_recipe_is_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ISBI_UNET.crop = 256
+
+
+# -- training and evaluation ----------------------------------------------------------
+
+
+def test_train_composes_the_recipe_as_before(monkeypatch, pairs):
+    """Seed, then the weights, then fit with AdamW, the clock's one cycle, Dice + CE, the budget
+    and the seed again: what chapter 8 and the benchmark each wrote out before."""
+    captured = {}
+
+    def fake_fit(model, loader, **kwargs):
+        captured.update(model=model, loader=loader, **kwargs)
+        return "history"
+
+    monkeypatch.setattr(recipes, "fit", fake_fit)
+    loader = TINY.train_loader(*pairs[:1], v2.Normalize([0.5], [0.2]))
+    torch.manual_seed(99)
+    net, history = TINY.train(loader, seed=7, amp=True, device="cpu")
+    seed_everything(7)
+    reference = unet(num_classes=2, in_channels=1, base_channels=4)
+    assert history == "history" and captured["model"] is net and captured["loader"] is loader
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(),
+                                                 reference.state_dict().values(), strict=True))
+    assert first_kernel(net).is_contiguous(memory_format=torch.channels_last)
+    assert captured["seed"] == 7 and captured["amp"] is True and captured["device"] == "cpu"
+    assert captured["time_budget"] == TINY.budget and captured["num_classes"] == 2
+    assert isinstance(captured["loss_fn"], DiceCELoss) and captured["progress"] is False
+    optimizer = captured["optimizer"](net.parameters())
+    assert (optimizer.defaults["lr"], optimizer.defaults["weight_decay"]) == (3e-3, 1e-4)
+    scheduler = captured["lr_scheduler"](optimizer)
+    assert isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR)
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.04 * 3e-3, rel=0.05)  # warming up
+    TINY.train(loader, seed=7, amp=None)
+    assert captured["amp"] is None
+    assert not first_kernel(captured["model"]).is_contiguous(memory_format=torch.channels_last)
+    with pytest.raises(ValueError, match="seed must be"):
+        TINY.train(loader, seed=-1)
+    with pytest.raises(TypeError, match="amp must be True, False or None"):
+        TINY.train(loader, seed=0, amp="bf16")
+
+
+def test_train_and_evaluate_a_few_steps(pairs):
+    train_pairs, test_pairs = pairs
+    normalize = TINY.normalization(train_pairs)
+    net, history = TINY.train(TINY.train_loader(train_pairs, normalize), seed=0, amp=False,
+                              device="cpu")
+    assert history.step[-1] >= 1 and history.stop_reason == "time_budget"
+    assert sum(history.seconds) < TINY.budget + 5
+    test_loader = TINY.test_loader(test_pairs, normalize)
+    results = TINY.evaluate(net, test_loader, device="cpu")
+    assert list(results) == list(recipes.EVALUATIONS) == ["one pass", "8 rotations/flips"]
+    for method, model in zip(recipes.EVALUATIONS, (net, SymmetryAverage(net)), strict=True):
+        expected = evaluate(model, test_loader, num_classes=2)
+        assert results[method]["seconds"] > 0
+        assert {k: v for k, v in results[method].items() if k != "seconds"} == expected
