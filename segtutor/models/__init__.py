@@ -16,6 +16,17 @@ module ``alexnet.py``), a builder named like its file wins the name: ``models.un
 """
 
 # Importing each file registers its builders (and binds the modules fcn, simple, vgg here).
+from .deeplab import (
+    DeepLab,
+    DeepLabV3,
+    DeepLabV3Plus,
+    deeplab_v1,
+    deeplab_v2,
+    deeplabv3_resnet50,
+    deeplabv3_resnet101,
+    deeplabv3plus_resnet50,
+    effective_taps,
+)
 from .fcn import FCN, fcn8s, fcn16s, fcn32s
 from .registry import TASKS, ModelInfo, create, list_models, model_info, register
 from .segnet import SegNet, segnet
@@ -24,6 +35,8 @@ from .unet import UNet, unet, unet_paper
 from .vgg import VGG, VGG16_Weights, WeightsUnavailableError, vgg16
 
 __all__ = [
+    "DeepLab", "DeepLabV3", "DeepLabV3Plus", "deeplab_v1", "deeplab_v2", "deeplabv3_resnet50",
+    "deeplabv3_resnet101", "deeplabv3plus_resnet50", "effective_taps",
     "FCN", "TASKS", "VGG", "VGG16_Weights", "ModelInfo", "PatchClassifier", "SegNet", "TinyFCN",
     "UNet", "WeightsUnavailableError", "create", "fcn8s", "fcn16s", "fcn32s", "list_models",
     "model_info", "patch_classifier", "register", "segnet", "tiny_fcn", "unet", "unet_paper",
