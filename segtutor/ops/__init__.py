@@ -7,6 +7,7 @@
 """
 
 from .blocks import conv_bn_relu
+from .crf import DenseCRF, dense_crf
 from .tiling import SymmetryAverage, center_crop, mirror_indices, mirror_pad, predict_tiled
 from .upsample import (
     INTERPOLATION_MODES,
@@ -26,6 +27,7 @@ from .upsample import (
 __all__ = [
     "INTERPOLATION_MODES",
     "BilinearConvTranspose2d",
+    "DenseCRF",
     "MaxPoolWithIndices",
     "PooledWithIndices",
     "ResizeConv2d",
@@ -35,6 +37,7 @@ __all__ = [
     "bilinear_kernel",
     "center_crop",
     "conv_bn_relu",
+    "dense_crf",
     "max_unpool",
     "mirror_indices",
     "mirror_pad",
