@@ -485,7 +485,7 @@ class LayerField:
     between neighbouring output units) and ``padding`` P (how far the first unit's field
     starts before the input), from Distill's recurrences. Without upsampling they are
     integers and exact. Upsampling layers enter with stride ``1/f`` and the quantities
-    become ``Fraction``s: S = 1/2 means two output units per input pixel, while r is then
+    become ``Fraction`` values: S = 1/2 means two output units per input pixel, while r is then
     only an estimate, because the exact extent changes with the unit's position (a zero
     inserted by a transposed convolution or an exactly aligned bilinear sample reads
     nothing). :meth:`region` maps each unit back layer by layer instead (see its caveats).
@@ -588,7 +588,7 @@ def receptive_field(
     ``r += d(k - 1) * S``, ``P += p * S`` and ``S *= s``, starting from ``r = S = 1, P = 0``;
     summed out, ``r = 1 + sum_l d_l(k_l - 1) prod_{i<l} s_i`` and ``S = prod_l s_l``.
 
-    Upsampling layers have stride ``1/f`` and make ``S``, ``P`` and ``r`` ``Fraction``s:
+    Upsampling layers have stride ``1/f`` and make ``S``, ``P`` and ``r`` ``Fraction`` values:
     nearest upsampling reads one input (span 0), bilinear two (span 1), a transposed
     convolution is ``s - 1`` inserted zeros (stride ``1/s``) followed by a stride-1
     convolution (span ``d(k - 1)/s`` in input pixels). ``S`` stays exact, but ``r`` is then
@@ -599,7 +599,7 @@ def receptive_field(
 
     Args:
         layers: a list of :class:`Conv`, :class:`Pool`, :class:`ConvTranspose`,
-            :class:`Upsample` specs and/or ``nn.Module``s (``Conv2d``, ``ConvTranspose2d``,
+            :class:`Upsample` specs and/or ``nn.Module`` objects (``Conv2d``, ``ConvTranspose2d``,
             ``MaxPool2d``, ``AvgPool2d``, ``Upsample``, element-wise layers such as ``ReLU``,
             ``BatchNorm2d`` and ``Dropout``, ``nn.Sequential`` opened up, blocks such as
             torchvision's ``BasicBlock``/``Bottleneck`` by their main path), or one

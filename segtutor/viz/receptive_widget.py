@@ -293,7 +293,7 @@ class ReceptiveFieldViewer(anywidget.AnyWidget):
 
     Args:
         layers: the stack, anything :func:`layer_dicts` accepts (e.g. a list of
-            ``arithmetic.Conv``/``Pool`` specs or of ``nn.Module``s); ``None`` starts from
+            ``arithmetic.Conv``/``Pool`` specs or of ``nn.Module`` objects); ``None`` starts from
             the first preset.
         input_size: the input's side, ``1 .. MAX_INPUT_SIZE``; ``None`` is 32 for a given
             stack (a preset has its own).
