@@ -8,13 +8,17 @@ Run from the repository root (segmentation_models_pytorch comes from
     python benchmarks/bench_models.py --models fcn8s vgg16 --repeats 5 --threads 1
 
 It prints two Markdown tables: every registered model, then each of ours next to the
-closest external implementation (torchvision's ``vgg16`` for ours; segmentation_models_pytorch's
-``Unet`` with a VGG13-BN encoder of depth 4 for our ``unet``) with the ratios ours/theirs.
+closest external implementation with the ratios ours/theirs: torchvision's ``vgg16`` for ours;
+segmentation_models_pytorch's ``Unet`` with a VGG13-BN encoder of depth 4 for our ``unet``;
+torchvision's ``deeplabv3_resnet50`` (same architecture, same keys) for ours; smp's
+``DeepLabV3Plus`` with a ResNet-50 encoder for our ``deeplabv3plus_resnet50`` (a different
+decoder: separable convolutions, see ``segtutor.models.deeplab``).
 
 Method. Every model runs in a fresh Python process (``--worker``), so that one model's
 memory cannot hide another's; all models get the same thread count. Full-size networks are
 built with their defaults, ``in_channels=3`` and ``num_classes=21`` (Pascal VOC; 1000 for
-ImageNet classifiers), on one random 3x256x256 image. A model that cannot take such an image
+ImageNet classifiers), on one random 3x256x256 image -- two for the networks whose
+image-pooling batch norm cannot train on a single image (:data:`BATCH_OF_TWO`). A model that cannot take such an image
 (e.g. the patch classifier) gets a row saying why.
 
 Parameters, times and saved bytes are measured by ``segtutor.bench``, as in the book:
@@ -57,7 +61,23 @@ from segtutor.bench import count_parameters, median_seconds, saved_for_backward_
 EXTERNAL = {
     "torchvision.vgg16": "vgg16",
     "smp.Unet(vgg13_bn, depth 4)": "unet",
+    "torchvision.deeplabv3_resnet50": "deeplabv3_resnet50",
+    "smp.DeepLabV3Plus(resnet50)": "deeplabv3plus_resnet50",
 }
+#: Models whose image-pooling batch norm sees a 1x1 map, so training needs two images.
+BATCH_OF_TWO = {"deeplabv3_resnet50", "deeplabv3_resnet101", "deeplabv3plus_resnet50",
+                "torchvision.deeplabv3_resnet50", "smp.DeepLabV3Plus(resnet50)"}
+
+
+class OutOnly(nn.Module):
+    """torchvision's segmentation models return ``{"out": ...}``; keep the logits."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)["out"]
 
 
 @dataclass
@@ -81,6 +101,13 @@ def build(name: str) -> nn.Module:
     if name == "torchvision.vgg16":
         import torchvision
         return torchvision.models.vgg16()
+    if name == "torchvision.deeplabv3_resnet50":
+        import torchvision
+        return OutOnly(torchvision.models.segmentation.deeplabv3_resnet50(
+            weights=None, weights_backbone=None, num_classes=21))
+    if name == "smp.DeepLabV3Plus(resnet50)":
+        import segmentation_models_pytorch as smp
+        return smp.DeepLabV3Plus(encoder_name="resnet50", encoder_weights=None, classes=21)
     if name == "smp.Unet(vgg13_bn, depth 4)":
         import segmentation_models_pytorch as smp
         return smp.Unet(encoder_name="vgg13_bn", encoder_weights=None, encoder_depth=4,
@@ -120,7 +147,7 @@ def measure(name: str, size: int, repeats: int) -> Measurement:
     """Measure one model in this process (called in a fresh worker process)."""
     torch.manual_seed(0)
     model = build(name)
-    x = torch.randn(1, 3, size, size)
+    x = torch.randn(2 if name in BATCH_OF_TWO else 1, 3, size, size)
 
     def train_step() -> None:
         model.zero_grad(set_to_none=True)
