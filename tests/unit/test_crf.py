@@ -287,6 +287,21 @@ def test_the_crf_recovers_the_regions_and_the_window_agrees_with_the_exact_metho
     assert (small - exact).abs().max().item() > (window - exact).abs().max().item()
 
 
+def test_only_the_exact_method_reaches_past_a_wrong_patch_larger_than_the_window() -> None:
+    """A 12 x 12 patch whose logits favour a wrong class by 4: the exact method's
+    appearance kernel (theta_alpha = 80) hears the same-coloured pixels far outside the
+    patch and corrects it; the window of 19 (9 pixels each side) cannot from its centre."""
+    logits, image, truth = synthetic(32)
+    logits[4, 2:14, 2:14] += 4.0
+    patch = torch.zeros(32, 32, dtype=torch.bool)
+    patch[2:14, 2:14] = True
+    exact = dense_crf(logits, image).argmax(0)
+    window = dense_crf(logits, image, method="window").argmax(0)
+    assert (logits.argmax(0) == truth)[patch].float().mean() < 0.3
+    assert (exact == truth)[patch].float().mean() > 0.95
+    assert (window == truth)[patch].float().mean() < 0.6
+
+
 # --- the module --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("options", [{}, {"method": "window", "window": 5, "iterations": 2},
