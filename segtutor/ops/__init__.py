@@ -3,7 +3,8 @@
 * :mod:`~segtutor.ops.upsample`: interpolation, bed of nails, max unpooling, transposed and
   resize convolutions;
 * :mod:`~segtutor.ops.blocks`: :func:`conv_bn_relu`, the block most networks repeat;
-* :mod:`~segtutor.ops.tiling`: overlap-tile prediction and averaging over the 8 symmetries.
+* :mod:`~segtutor.ops.tiling`: overlap-tile prediction and averaging over the 8 symmetries;
+* :mod:`~segtutor.ops.crf`: the fully connected CRF (:func:`dense_crf`, exact or windowed).
 """
 
 from .blocks import conv_bn_relu
