@@ -8,6 +8,8 @@ place, so that a chapter and a benchmark that report the same experiment run the
 and differ only in the sizes they pass. No other module of ``segtutor`` composes models,
 data and the training loop.
 
+:class:`DeepLabShapesRecipe` is Chapter 9's comparison of DeepLab's design choices (output
+stride, single rate vs ASPP, image pooling) on the synthetic ``Shapes``.
 :class:`ISBIUNetRecipe` is Chapter 8's U-Net on ISBI 2012; :data:`ISBI_UNET` is its
 two-minute CPU configuration (which ``benchmarks/isbi_unet.py`` repeats over seeds) and
 :data:`ISBI_UNET_GPU` the chapter's larger GPU one::
@@ -34,20 +36,24 @@ from torchvision.transforms import v2
 
 from ._checks import (
     check_bool,
+    check_choice,
     check_int,
     check_number,
     check_optional_bool,
     check_positive_int,
     check_positive_number,
 )
-from .data import ISBI2012, AugmentedPairs, JointTransform
+from .data import ISBI2012, AugmentedPairs, JointTransform, Shapes
 from .losses import DiceCELoss
+from .metrics import boundary_iou, trimap_iou
+from .models.deeplab import AtrousFCHead, DeepLab, DeepLabHead, deeplab_vgg16_features
 from .models.unet import UNet, unet
 from .ops.tiling import SymmetryAverage
-from .train import History, evaluate, fit, one_cycle_in_time
+from .train import History, evaluate, fit, one_cycle_in_time, predict
 from .utils import seed_everything
 
-__all__ = ["EVALUATIONS", "ISBI_UNET", "ISBI_UNET_GPU", "ISBIUNetRecipe", "load_isbi"]
+__all__ = ["DEEPLAB_SHAPES", "DEEPLAB_SHAPES_GPU", "DEEPLAB_VARIANTS", "EVALUATIONS",
+           "ISBI_UNET", "ISBI_UNET_GPU", "DeepLabShapesRecipe", "ISBIUNetRecipe", "load_isbi"]
 
 Pairs = Sequence[tuple[Tensor, Tensor]]
 
@@ -218,3 +224,142 @@ ISBI_UNET = ISBIUNetRecipe()
 
 #: Chapter 8 on a GPU: larger crops and batches, a wider network, eight minutes.
 ISBI_UNET_GPU = ISBIUNetRecipe(crop=256, batch_size=16, base_channels=32, budget=480.0)
+
+
+# --------------------------------------------------------------------------- Chapter 9
+
+#: The networks of Chapter 9's two experiments, by name: ``(output stride, head)``. The
+#: first three differ only in the output stride, all with v3's head (ASPP with image
+#: pooling; its rates scaled to keep their reach in pixels); ``"os8"`` is also the full end
+#: of the ASPP ablation, whose other two are LargeFOV's single-rate head (v1) and ASPP
+#: without the image-pooling branch.
+DEEPLAB_VARIANTS: dict[str, tuple[int, str]] = {
+    "os32": (32, "aspp+pooling"),
+    "os16": (16, "aspp+pooling"),
+    "os8": (8, "aspp+pooling"),
+    "largefov": (8, "largefov"),
+    "aspp": (8, "aspp"),
+}
+
+
+@dataclass(frozen=True)
+class DeepLabShapesRecipe:
+    """Chapter 9's experiments: narrow DeepLab networks on ``Shapes`` for a fixed number of steps.
+
+    * **data**: ``Shapes`` of ``image_size`` pixels, ``steps * batch_size`` training images
+      (one epoch; seed 0) and ``val_images`` held out (seed 1);
+    * **networks** (:meth:`model`): DeepLab's VGG16 backbone with holes
+      (:func:`~segtutor.models.deeplab.deeplab_vgg16_features`, ``width`` channels in the first
+      stage, batch norm so that it trains from scratch) at output stride 32, 16 or 8, and a
+      head: LargeFOV's (fc6 3x3 at rate ``largefov_rate``, fc7, fc8, ``fc_channels`` wide,
+      dropout 0.1) or v3's ASPP (3x3 branches at ``aspp_rates`` at output stride 8, scaled
+      by ``8 / output_stride`` and rounded, at least 1, so that they reach as far in pixels;
+      ``fc_channels`` per branch), with or without image pooling. The rates are the
+      papers' scaled to this image size: a 3x3 filter at rate 12 spans 25 cells, more than
+      the 13x13 map a 96-pixel image gives at output stride 8, where it would degenerate
+      to its centre tap (:func:`~segtutor.models.deeplab.effective_taps`);
+    * **training**: AdamW at ``lr`` with a one-cycle schedule over the ``steps``,
+      cross-entropy, one epoch -- the same budget in steps for every network, so the
+      seconds per step measure their cost;
+    * **evaluation** (:meth:`evaluate`): mIoU, trimap IoU (``band`` pixels around the true
+      edges) and Boundary IoU (Cheng et al. 2021) on the held-out images.
+
+    Raises:
+        TypeError, ValueError: a field of the wrong type or out of range.
+    """
+
+    image_size: int = 96
+    batch_size: int = 8
+    steps: int = 240
+    width: int = 8
+    fc_channels: int = 64
+    largefov_rate: int = 4
+    aspp_rates: tuple[int, ...] = (2, 4, 6)
+    lr: float = 1e-2
+    val_images: int = 64
+    band: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("image_size", "batch_size", "steps", "width", "fc_channels",
+                     "largefov_rate", "val_images", "band"):
+            check_positive_int(getattr(self, name), name)
+        for rate in self.aspp_rates:
+            check_positive_int(rate, "aspp_rates entry")
+        check_positive_number(self.lr, "lr")
+
+    def train_set(self) -> Shapes:
+        """One epoch of ``steps * batch_size`` training images (seed 0)."""
+        return Shapes(length=self.steps * self.batch_size, size=self.image_size, seed=0)
+
+    def val_set(self) -> Shapes:
+        """The held-out images (seed 1)."""
+        return Shapes(length=self.val_images, size=self.image_size, seed=1)
+
+    def model(self, variant: str) -> DeepLab:
+        """A freshly initialised network of :data:`DEEPLAB_VARIANTS` ``variant``.
+
+        Raises:
+            ValueError: an unknown variant.
+        """
+        check_choice(variant, "variant", tuple(DEEPLAB_VARIANTS))
+        output_stride, head_kind = DEEPLAB_VARIANTS[variant]
+        backbone = deeplab_vgg16_features(width=self.width, batch_norm=True,
+                                          pool5a=head_kind == "largefov",
+                                          output_stride=output_stride)
+        channels = [m for m in backbone.modules() if isinstance(m, torch.nn.Conv2d)][-1].out_channels
+        classes = Shapes.num_classes
+        if head_kind == "largefov":
+            rates: tuple[int, ...] = (self.largefov_rate,)
+            head: torch.nn.Module = AtrousFCHead(channels, self.fc_channels, classes,
+                                                 self.largefov_rate, dropout=0.1)
+        else:
+            rates = self.rates_at(output_stride)
+            head = DeepLabHead(channels, classes, rates, channels=self.fc_channels,
+                               image_pooling=head_kind == "aspp+pooling")
+        return DeepLab(backbone, head, classes, rates, output_stride)
+
+    def rates_at(self, output_stride: int) -> tuple[int, ...]:
+        """``aspp_rates`` (given for output stride 8) scaled to reach as far in pixels."""
+        return tuple(max(1, round(rate * 8 / output_stride)) for rate in self.aspp_rates)
+
+    def train(self, variant: str, *, seed: int = 0, device: str | torch.device | None = None,
+              progress: bool = False) -> tuple[DeepLab, History, float]:
+        """Seed, build :meth:`model` and train it for ``steps`` steps.
+
+        Returns:
+            the trained network (in training mode, on ``device``), its history and the wall
+            seconds of training.
+        """
+        check_int(seed, "seed", minimum=0)
+        seed_everything(seed)
+        net = self.model(variant)
+        loader = DataLoader(self.train_set(), batch_size=self.batch_size, shuffle=True,
+                            drop_last=True, generator=torch.Generator().manual_seed(seed))
+        steps = len(loader)
+        started = time.perf_counter()
+        history = fit(net, loader, num_classes=Shapes.num_classes, epochs=1,
+                      optimizer=lambda params: torch.optim.AdamW(params, lr=self.lr),
+                      lr_scheduler=lambda optimizer: torch.optim.lr_scheduler.OneCycleLR(
+                          optimizer, max_lr=self.lr, total_steps=steps),
+                      seed=seed, device=device, progress=progress)
+        return net, history, time.perf_counter() - started
+
+    def evaluate(self, model: torch.nn.Module, images: Tensor, masks: Tensor) -> dict[str, float]:
+        """mIoU, trimap IoU and Boundary IoU of ``model`` on ``images`` ``[N, 3, H, W]``."""
+        labels = predict(model, images).cpu()
+        classes = Shapes.num_classes
+        metrics = evaluate(model, DataLoader(list(zip(images, masks, strict=True)),
+                                             batch_size=32), classes)
+        return {"miou": metrics["mean_iou"],
+                "trimap_iou": trimap_iou(labels, masks, classes, width=self.band),
+                "boundary_iou": boundary_iou(labels, masks, classes)}
+
+
+#: Chapter 9 on a CPU: 96-pixel images, 240 steps of 8 (``benchmarks/deeplab_shapes.py``
+#: repeats it over seeds).
+DEEPLAB_SHAPES = DeepLabShapesRecipe()
+
+#: Chapter 9 on a GPU: larger images (rates scaled with them) and longer training.
+DEEPLAB_SHAPES_GPU = DeepLabShapesRecipe(image_size=192, steps=1500, width=16,
+                                         fc_channels=128, largefov_rate=8,
+                                         aspp_rates=(4, 8, 12))

@@ -87,6 +87,7 @@ __all__ = [
     "ASPP_RATES",
     "LARGEFOV_RATE",
     "V2_RATES",
+    "VGG_OUTPUT_STRIDES",
     "ASPPConv",
     "ASPPPooling",
     "AtrousFCHead",
@@ -106,6 +107,7 @@ __all__ = [
     "deeplabv3_resnet101",
     "deeplabv3plus_resnet50",
     "effective_taps",
+    "largefov_rate",
 ]
 
 #: fc6's rate in DeepLab-LargeFOV (v1): a 3x3 filter spanning 25x25 pool5 cells.
@@ -120,6 +122,8 @@ ASPP_CHANNELS = 256
 LOW_LEVEL_CHANNELS = 48
 #: Output strides of v3 and v3+ (the backbone's 32 is too coarse for them).
 V3_OUTPUT_STRIDES = (8, 16)
+#: Output strides of the VGG16 backbone of v1/v2 (8 is DeepLab's; 16 and 32 for comparison).
+VGG_OUTPUT_STRIDES = (8, 16, 32)
 
 _VGG = "vgg16"
 
@@ -202,7 +206,8 @@ def effective_taps(rate: int, feature_size: int | tuple[int, int],
 
 
 def deeplab_vgg16_features(*, in_channels: int = 3, width: int = FULL_WIDTH,
-                           pool5a: bool = True) -> nn.Sequential:
+                           pool5a: bool = True, output_stride: int = 8,
+                           batch_norm: bool = False) -> nn.Sequential:
     """VGG16's convolutional part with DeepLab's "hole algorithm" (output stride 8).
 
     Follows the released Caffe prototxts (DeepLab-LargeFOV ``train.prototxt``; DeepLab v2
@@ -214,26 +219,42 @@ def deeplab_vgg16_features(*, in_channels: int = 3, width: int = FULL_WIDTH,
     (``0`` conv1_1, ``2`` conv1_2, ... ``28`` conv5_3; ``pool5a`` is appended as ``31``), so
     ImageNet VGG16 weights load unchanged.
 
+    ``output_stride`` 16 or 32 keeps pool4 (and pool5) at stride 2 instead, as VGG16 itself
+    has them, so one network can be compared at the three output strides (Chapter 9);
+    ``batch_norm`` puts a ``BatchNorm2d`` after every convolution (VGG16-BN, not in the
+    paper), which lets a narrow copy train from scratch on a CPU.
+
     Args:
         in_channels: channels of the input image.
         width: channels of the first stage (64 in VGG16); every stage scales by ``width / 64``.
         pool5a: append LargeFOV's average pooling.
+        output_stride: 8 (DeepLab), 16 (pool5 with stride 1 only) or 32 (no holes).
+        batch_norm: batch norm after every convolution.
 
     Raises:
-        TypeError, ValueError: ``in_channels`` or ``width`` not a positive int, or
-            ``pool5a`` not a bool.
+        TypeError, ValueError: ``in_channels`` or ``width`` not a positive int,
+            ``output_stride`` not one of 8, 16, 32, or a flag that is not a bool.
     """
     check_bool(pool5a, "pool5a")
-    features = make_features(in_channels=in_channels, width=width)
+    check_choice(output_stride, "output_stride", VGG_OUTPUT_STRIDES)
+    features = make_features(in_channels=in_channels, width=width, batch_norm=batch_norm)
     pools = [i for i, layer in enumerate(features) if isinstance(layer, nn.MaxPool2d)]
-    for number, index in enumerate(pools, start=1):
-        features[index] = nn.MaxPool2d(3, stride=2 if number <= 3 else 1, padding=1, ceil_mode=True)
-    conv5 = [m for m in features[pools[3] + 1:pools[4]] if isinstance(m, nn.Conv2d)]
-    for conv in conv5:  # the same weights, read with holes: only the geometry changes
-        conv.dilation, conv.padding = (2, 2), (2, 2)
+    strides = {8: (2, 2, 2, 1, 1), 16: (2, 2, 2, 2, 1), 32: (2, 2, 2, 2, 2)}[output_stride]
+    for index, stride in zip(pools, strides, strict=True):
+        features[index] = nn.MaxPool2d(3, stride=stride, padding=1, ceil_mode=True)
+    if output_stride == 8:
+        conv5 = [m for m in features[pools[3] + 1:pools[4]] if isinstance(m, nn.Conv2d)]
+        for conv in conv5:  # the same weights, read with holes: only the geometry changes
+            conv.dilation, conv.padding = (2, 2), (2, 2)
     if pool5a:
         features.append(nn.AvgPool2d(3, stride=1, padding=1))
     return features
+
+
+def largefov_rate(output_stride: int) -> int:
+    """fc6's rate for the same field of view in pixels: 12 at output stride 8, 6 at 16, 3 at 32."""
+    check_choice(output_stride, "output_stride", VGG_OUTPUT_STRIDES)
+    return LARGEFOV_RATE * 8 // output_stride
 
 
 class AtrousFCHead(nn.Sequential):
@@ -312,18 +333,18 @@ class DeepLab(nn.Module):
         head: :class:`AtrousFCHead` (v1) or :class:`BranchSum` (v2).
         num_classes: channels of the head's output.
         atrous_rates: the head's rates, reported as ``model.atrous_rates``.
+        output_stride: the backbone's (8 in the papers).
 
     Attributes:
-        output_stride: 8.
         min_size: 1.
     """
 
-    output_stride = 8
     min_size = 1
 
     def __init__(self, backbone: nn.Module, head: nn.Module, num_classes: int,
-                 atrous_rates: Sequence[int]) -> None:
+                 atrous_rates: Sequence[int], output_stride: int = 8) -> None:
         super().__init__()
+        self.output_stride = output_stride
         self.backbone = backbone
         self.head = head
         self.num_classes = num_classes
@@ -400,16 +421,20 @@ class ASPP(nn.Module):
         out_channels: channels of every branch and of the projection (256).
         dropout: after the projection; 0.5 as torchvision (the official TensorFlow code
             uses 0.1, as :func:`deeplabv3plus_resnet50` does).
+        image_pooling: include the image-level branch (v3's addition to v2's ASPP; off for
+            the ablation of Chapter 9).
     """
 
     def __init__(self, in_channels: int, atrous_rates: Sequence[int],
-                 out_channels: int = ASPP_CHANNELS, dropout: float = 0.5) -> None:
+                 out_channels: int = ASPP_CHANNELS, dropout: float = 0.5,
+                 image_pooling: bool = True) -> None:
         super().__init__()
         self.atrous_rates = tuple(check_positive_int(r, "atrous rate") for r in atrous_rates)
+        check_bool(image_pooling, "image_pooling")
         self.convs = nn.ModuleList([
             conv_bn_relu(in_channels, out_channels, 1),
             *(ASPPConv(in_channels, out_channels, rate) for rate in self.atrous_rates),
-            ASPPPooling(in_channels, out_channels),
+            *([ASPPPooling(in_channels, out_channels)] if image_pooling else []),
         ])
         self.project = nn.Sequential(
             *conv_bn_relu(len(self.convs) * out_channels, out_channels, 1),
@@ -417,9 +442,10 @@ class ASPP(nn.Module):
         )
 
     @property
-    def pooling(self) -> ASPPPooling:
-        """The image-pooling branch."""
-        return self.convs[-1]
+    def pooling(self) -> ASPPPooling | None:
+        """The image-pooling branch (``None`` without one)."""
+        last = self.convs[-1]
+        return last if isinstance(last, ASPPPooling) else None
 
     def forward(self, x: Tensor) -> Tensor:
         """``[N, out_channels, h, w]`` features at the input's resolution."""
@@ -427,14 +453,18 @@ class ASPP(nn.Module):
 
 
 class DeepLabHead(nn.Sequential):
-    """v3's classifier, torchvision's layout: ASPP, a 3x3 convolution (BN, ReLU), 1x1 to classes."""
+    """v3's classifier, torchvision's layout: ASPP, a 3x3 convolution (BN, ReLU), 1x1 to classes.
+
+    ``channels`` (256 in the paper) and ``image_pooling`` make narrow copies and ablations.
+    """
 
     def __init__(self, in_channels: int, num_classes: int,
-                 atrous_rates: Sequence[int] = (12, 24, 36)) -> None:
+                 atrous_rates: Sequence[int] = (12, 24, 36), *,
+                 channels: int = ASPP_CHANNELS, image_pooling: bool = True) -> None:
         super().__init__(
-            ASPP(in_channels, atrous_rates),
-            *conv_bn_relu(ASPP_CHANNELS, ASPP_CHANNELS, 3),
-            nn.Conv2d(ASPP_CHANNELS, num_classes, 1),
+            ASPP(in_channels, atrous_rates, channels, image_pooling=image_pooling),
+            *conv_bn_relu(channels, channels, 3),
+            nn.Conv2d(channels, num_classes, 1),
         )
 
 
@@ -607,16 +637,22 @@ class DeepLabV3Plus(nn.Module):
 
 
 def _vgg_backbone(*, in_channels: int, width: int, pool5a: bool,
-                  weights_backbone: str | WeightsEnum | None, progress: bool) -> nn.Sequential:
+                  weights_backbone: str | WeightsEnum | None, progress: bool,
+                  output_stride: int = 8, batch_norm: bool = False) -> nn.Sequential:
     """:func:`deeplab_vgg16_features`, with ImageNet VGG16 weights if asked for."""
+    check_bool(batch_norm, "batch_norm")
     weights = resolve_weights(weights_backbone, VGG16_Weights)
     state_dict = None
     if weights is not None:
+        if batch_norm:
+            raise ValueError(f"pretrained backbone weights {weights!r} are for VGG16 without "
+                             "batch norm; got batch_norm=True")
         check_pretrained_fits(weights, in_channels=in_channels, width=width)
         mapped = vgg16_state_to_fcn(load_weights(weights, progress=progress))
         state_dict = {key.removeprefix("backbone."): value for key, value in mapped.items()
                       if key.startswith("backbone.")}  # fc6/fc7 of VGG do not fit DeepLab's
-    features = deeplab_vgg16_features(in_channels=in_channels, width=width, pool5a=pool5a)
+    features = deeplab_vgg16_features(in_channels=in_channels, width=width, pool5a=pool5a,
+                                      output_stride=output_stride, batch_norm=batch_norm)
     if state_dict is not None:
         features.load_state_dict(state_dict)
     return features
@@ -636,7 +672,8 @@ _TINY_VGG = {"width": 4, "fc_channels": 16}
 @register(tiny_kwargs=_TINY_VGG)
 def deeplab_v1(*, num_classes: int = 21, in_channels: int = 3,
                weights_backbone: str | WeightsEnum | None = None, width: int = FULL_WIDTH,
-               fc_channels: int = 1024, dropout: float = 0.5, progress: bool = True) -> DeepLab:
+               fc_channels: int = 1024, dropout: float = 0.5, progress: bool = True,
+               output_stride: int = 8, batch_norm: bool = False) -> DeepLab:
     """DeepLab-LargeFOV (v1): VGG16 with holes and a 3x3 fc6 at rate 12 (https://arxiv.org/abs/1412.7062).
 
     The backbone is :func:`deeplab_vgg16_features` (3x3 poolings, pool4/pool5 with stride 1,
@@ -659,24 +696,31 @@ def deeplab_v1(*, num_classes: int = 21, in_channels: int = 3,
         fc_channels: channels of fc6 and fc7 (1024).
         dropout: dropout probability after fc6 and fc7 (0.5).
         progress: show a download progress bar.
+        output_stride: 8 (the paper); 16 or 32 keep VGG's pool4 (and pool5) strides, with
+            fc6's rate scaled to keep its field of view in pixels (:func:`largefov_rate`: 6 at
+            16, 3 at 32) -- the comparison of Chapter 9.
+        batch_norm: batch norm after every backbone convolution (not in the paper; lets a
+            narrow copy train from scratch on a CPU). Pretrained weights need ``False``.
 
     Raises:
         TypeError, ValueError: an argument of the wrong type or value, or pretrained weights
-            with ``in_channels != 3`` or ``width != 64``.
+            with ``in_channels != 3``, ``width != 64`` or ``batch_norm=True``.
         WeightsUnavailableError: the backbone weights cannot be downloaded.
     """
     _check_head_options(num_classes, fc_channels, dropout, progress)
+    rate = largefov_rate(output_stride)
     backbone = _vgg_backbone(in_channels=in_channels, width=width, pool5a=True,
-                             weights_backbone=weights_backbone, progress=progress)
-    head = AtrousFCHead(feature_channels(backbone), fc_channels, num_classes, LARGEFOV_RATE,
-                        dropout)
-    return DeepLab(backbone, head, num_classes, (LARGEFOV_RATE,))
+                             weights_backbone=weights_backbone, progress=progress,
+                             output_stride=output_stride, batch_norm=batch_norm)
+    head = AtrousFCHead(feature_channels(backbone), fc_channels, num_classes, rate, dropout)
+    return DeepLab(backbone, head, num_classes, (rate,), output_stride)
 
 
 @register(tiny_kwargs=_TINY_VGG)
 def deeplab_v2(*, num_classes: int = 21, in_channels: int = 3, backbone: str = _VGG,
                weights_backbone: str | WeightsEnum | None = None, width: int = FULL_WIDTH,
-               fc_channels: int = 1024, dropout: float = 0.5, progress: bool = True) -> DeepLab:
+               fc_channels: int = 1024, dropout: float = 0.5, progress: bool = True,
+               batch_norm: bool = False) -> DeepLab:
     """DeepLab v2 with ASPP-L: four atrous branches whose class scores are summed (https://arxiv.org/abs/1606.00915).
 
     ``backbone="vgg16"`` (default): :func:`deeplab_vgg16_features` without ``pool5a`` (as
@@ -703,6 +747,8 @@ def deeplab_v2(*, num_classes: int = 21, in_channels: int = 3, backbone: str = _
         fc_channels: VGG16 only: channels of fc6 and fc7 (1024).
         dropout: VGG16 only: dropout after fc6 and fc7 (0.5).
         progress: show a download progress bar.
+        batch_norm: VGG16 only: batch norm after every backbone convolution (see
+            :func:`deeplab_v1`).
 
     Raises:
         TypeError, ValueError: an argument of the wrong type or value, an unknown backbone,
@@ -714,13 +760,15 @@ def deeplab_v2(*, num_classes: int = 21, in_channels: int = 3, backbone: str = _
     check_choice(backbone, "backbone", (_VGG, *RESNETS))
     if backbone == _VGG:
         features = _vgg_backbone(in_channels=in_channels, width=width, pool5a=False,
-                                 weights_backbone=weights_backbone, progress=progress)
+                                 weights_backbone=weights_backbone, progress=progress,
+                                 batch_norm=batch_norm)
         channels = feature_channels(features)
         branches = [AtrousFCHead(channels, fc_channels, num_classes, rate, dropout)
                     for rate in V2_RATES]
         return DeepLab(features, BranchSum(branches, V2_RATES), num_classes, V2_RATES)
     changed = [f"{name}={value!r}" for name, value, default in (
-        ("width", width, FULL_WIDTH), ("fc_channels", fc_channels, 1024), ("dropout", dropout, 0.5))
+        ("width", width, FULL_WIDTH), ("fc_channels", fc_channels, 1024), ("dropout", dropout, 0.5),
+        ("batch_norm", batch_norm, False))
         if value != default]
     if changed:
         raise ValueError(f"{', '.join(changed)} apply to backbone='vgg16' only, "

@@ -556,3 +556,48 @@ def test_registered_semantic_builders_with_tiny_kwargs():
         assert info.tiny_kwargs, name
         assert getattr(models, name) is info.builder
     assert vgg.FULL_WIDTH == 64  # the VGG builders' defaults stay the paper's
+
+
+# --- output stride and batch norm of the VGG variants, ASPP without image pooling ----------
+
+
+@pytest.mark.parametrize("output_stride, pools, rate", [(8, (2, 2, 2, 1, 1), 12),
+                                                         (16, (2, 2, 2, 2, 1), 6),
+                                                         (32, (2, 2, 2, 2, 2), 3)])
+def test_v1_output_stride_keeps_the_field_of_view(output_stride, pools, rate):
+    net = deeplab.deeplab_v1(num_classes=3, width=4, fc_channels=8, output_stride=output_stride)
+    strides = [m.stride for m in net.backbone if isinstance(m, nn.MaxPool2d)]
+    assert tuple(strides) == pools and net.atrous_rates == (rate,)
+    assert net.output_stride == output_stride and deeplab.largefov_rate(output_stride) == rate
+    x = torch.randn(1, 3, 65, 65)
+    # Caffe-style 3x3 poolings rounding up: 65 -> 33 -> 17 -> 9, then 5 and 3
+    assert net.backbone(x).shape[-1] == {8: 9, 16: 5, 32: 3}[output_stride]
+    dilated = [m.dilation for m in net.backbone if isinstance(m, nn.Conv2d)][-3:]
+    assert dilated == ([(2, 2)] * 3 if output_stride == 8 else [(1, 1)] * 3)
+    # the same weights: a field of view in pixels that does not change (rate x stride)
+    assert net.atrous_rates[0] * output_stride == 96
+
+
+def test_batch_norm_backbone_has_vgg16_bn_keys_and_refuses_pretrained():
+    features = deeplab.deeplab_vgg16_features(batch_norm=True, pool5a=False)
+    ours = {k: v.shape for k, v in features.state_dict().items()}
+    assert ours == {k: v.shape for k, v in torchvision.models.vgg16_bn().features.state_dict().items()}
+    with pytest.raises(ValueError, match="without batch norm; got batch_norm=True"):
+        deeplab.deeplab_v1(weights_backbone="IMAGENET1K_V1", batch_norm=True)
+    with pytest.raises(ValueError, match=r"output_stride must be one of \(8, 16, 32\), got 4"):
+        deeplab.deeplab_v1(output_stride=4)
+    with pytest.raises(ValueError, match="batch_norm=True apply to backbone='vgg16' only"):
+        deeplab.deeplab_v2(backbone="resnet18", batch_norm=True)
+
+
+def test_aspp_without_image_pooling_has_four_branches():
+    with_pooling = deeplab.ASPP(16, (1, 2, 3), 8)
+    without = deeplab.ASPP(16, (1, 2, 3), 8, image_pooling=False)
+    assert len(with_pooling.convs) == 5 and len(without.convs) == 4
+    assert isinstance(with_pooling.pooling, deeplab.ASPPPooling) and without.pooling is None
+    assert without.project[0].in_channels == 4 * 8
+    assert without.train()(torch.randn(1, 16, 5, 5)).shape == (1, 8, 5, 5)  # batch of 1 is fine
+    head = deeplab.DeepLabHead(16, 3, (1, 2), channels=8, image_pooling=False)
+    assert head(torch.randn(2, 16, 6, 7)).shape == (2, 3, 6, 7)
+    with pytest.raises(TypeError, match="image_pooling must be True or False"):
+        deeplab.ASPP(16, (1,), 8, image_pooling=1)

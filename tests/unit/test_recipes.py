@@ -225,3 +225,49 @@ def test_train_and_evaluate_a_few_steps(pairs):
         expected = evaluate(model, test_loader, num_classes=2)
         assert results[method]["seconds"] > 0
         assert {k: v for k, v in results[method].items() if k != "seconds"} == expected
+
+
+# --- Chapter 9's DeepLab recipe ----------------------------------------------------------
+
+
+def test_deeplab_recipe_networks():
+    from segtutor.recipes import DEEPLAB_SHAPES, DEEPLAB_SHAPES_GPU, DEEPLAB_VARIANTS
+
+    counts = {}
+    for variant, (stride, head) in DEEPLAB_VARIANTS.items():
+        net = DEEPLAB_SHAPES.model(variant)
+        counts[variant] = sum(p.numel() for p in net.parameters())
+        assert net.output_stride == stride
+        logits = net.train()(torch.randn(2, 3, 40, 44))
+        assert logits.shape == (2, 4, 40, 44)
+        pooling = [m for m in net.modules() if type(m).__name__ == "ASPPPooling"]
+        assert bool(pooling) == (head == "aspp+pooling")
+    # the output-stride networks are the same network (same weights), only strides differ
+    assert counts["os32"] == counts["os16"] == counts["os8"]
+    assert DEEPLAB_SHAPES.rates_at(8) == (2, 4, 6)
+    assert DEEPLAB_SHAPES.rates_at(16) == (1, 2, 3) and DEEPLAB_SHAPES.rates_at(32) == (1, 1, 2)
+    assert DEEPLAB_SHAPES_GPU.rates_at(8) == (4, 8, 12)
+    with pytest.raises(ValueError, match="variant must be one of"):
+        DEEPLAB_SHAPES.model("os4")
+
+
+def test_deeplab_recipe_trains_and_scores():
+    import dataclasses
+
+    from segtutor.recipes import DEEPLAB_SHAPES
+
+    recipe = dataclasses.replace(DEEPLAB_SHAPES, image_size=32, steps=3, batch_size=2,
+                                 val_images=4, width=4, fc_channels=8)
+    net, history, seconds = recipe.train("os16", seed=0, device="cpu")
+    assert history.step[-1] == 3 and seconds > 0
+    val = recipe.val_set()
+    images = torch.stack([i for i, _ in val])
+    masks = torch.stack([m for _, m in val])
+    scores = recipe.evaluate(net, images, masks)
+    assert set(scores) == {"miou", "trimap_iou", "boundary_iou"}
+    assert all(0 <= v <= 1 for v in scores.values())
+    again, _, _ = recipe.train("os16", seed=0, device="cpu")
+    for a, b in zip(net.state_dict().values(), again.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)  # a seed fixes weights and data order
+    with pytest.raises(ValueError, match="steps must be a positive int"):
+        dataclasses.replace(DEEPLAB_SHAPES, steps=0)

@@ -1,0 +1,106 @@
+"""Chapter 9's two DeepLab experiments over several seeds, saved as a small CSV the chapter reads.
+
+Run from the repository root::
+
+    python benchmarks/deeplab_shapes.py                       # 5 networks x 3 seeds, CPU
+    python benchmarks/deeplab_shapes.py --seeds 0 --variants os8 os32
+
+Every run is ``segtutor.recipes.DEEPLAB_SHAPES`` -- the recipe Chapter 9 trains once per
+network -- with another seed: a narrow DeepLab on ``Shapes`` (96-pixel images, 240 steps of
+8) at output stride 32, 16 and 8 (v3's head: ASPP with image pooling), and at output stride
+8 with LargeFOV's single-rate head and with ASPP without image pooling. Each row holds the
+held-out mIoU, trimap IoU (2 px band) and Boundary IoU, the parameters and the seconds per
+training step. The CSV (``benchmarks/results/deeplab_shapes.csv`` by default) starts with
+comment lines naming the machine, the date and the command; ``--out -`` prints it only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import io
+import platform
+import shlex
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+
+from segtutor.bench import count_parameters
+from segtutor.recipes import DEEPLAB_SHAPES, DEEPLAB_VARIANTS
+
+DEFAULT_OUT = Path(__file__).parent / "results" / "deeplab_shapes.csv"
+FIELDS = ("variant", "seed", "output_stride", "rates", "parameters", "seconds_per_step", "miou",
+          "trimap_iou", "boundary_iou")
+
+
+def run(variant: str, seed: int) -> dict[str, object]:
+    """Train and evaluate one network of the recipe."""
+    val = DEEPLAB_SHAPES.val_set()
+    images = torch.stack([image for image, _ in val])
+    masks = torch.stack([mask for _, mask in val])
+    net, history, seconds = DEEPLAB_SHAPES.train(variant, seed=seed, device="cpu")
+    scores = DEEPLAB_SHAPES.evaluate(net, images, masks)
+    return {"variant": variant, "seed": seed, "output_stride": net.output_stride,
+            "rates": " ".join(map(str, net.atrous_rates)), "parameters": count_parameters(net),
+            "seconds_per_step": round(seconds / history.step[-1], 4),
+            **{key: round(value, 4) for key, value in scores.items()}}
+
+
+def summary(rows: list[dict[str, object]]) -> str:
+    """Markdown: mean (min-max) of each score per variant."""
+    lines = ["| network | runs | mIoU | trimap IoU | Boundary IoU | s/step |",
+             "|---|---:|---|---|---|---:|"]
+    for variant in DEEPLAB_VARIANTS:
+        runs = [r for r in rows if r["variant"] == variant]
+        if not runs:
+            continue
+
+        def spread(key: str, runs=runs) -> str:
+            values = [float(r[key]) for r in runs]
+            return f"{statistics.mean(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+
+        step = statistics.mean(float(r["seconds_per_step"]) for r in runs)
+        lines.append(f"| {variant} | {len(runs)} | {spread('miou')} | {spread('trimap_iou')} | "
+                     f"{spread('boundary_iou')} | {step:.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--variants", nargs="+", choices=list(DEEPLAB_VARIANTS),
+                        default=list(DEEPLAB_VARIANTS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--out", default=str(DEFAULT_OUT), help="CSV path, or - for stdout")
+    args = parser.parse_args(argv)
+    if args.threads < 1 or any(seed < 0 for seed in args.seeds):
+        parser.error(f"need --threads >= 1 and seeds >= 0, got {args.threads} and {args.seeds}")
+    torch.set_num_threads(args.threads)
+    rows = []
+    for variant in args.variants:
+        for seed in args.seeds:
+            rows.append(run(variant, seed))
+            print(", ".join(f"{k}={v}" for k, v in rows[-1].items()), flush=True)
+    text = io.StringIO()
+    text.write(f"# machine: {platform.processor() or platform.machine()}, "
+               f"{torch.get_num_threads()} torch thread(s), torch {torch.__version__}\n")
+    text.write(f"# date: {datetime.date.today().isoformat()}\n")
+    text.write(f"# command: python benchmarks/deeplab_shapes.py "
+               f"{shlex.join(sys.argv[1:] if argv is None else argv)}\n")
+    writer = csv.DictWriter(text, fieldnames=FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
+    if args.out == "-":
+        print(text.getvalue())
+    else:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text.getvalue())
+        print(f"wrote {args.out}")
+    print(summary(rows))
+
+
+if __name__ == "__main__":
+    main()
