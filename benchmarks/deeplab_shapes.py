@@ -20,6 +20,7 @@ import argparse
 import csv
 import datetime
 import io
+import os
 import platform
 import shlex
 import statistics
@@ -34,6 +35,18 @@ from segtutor.recipes import DEEPLAB_SHAPES, DEEPLAB_VARIANTS
 DEFAULT_OUT = Path(__file__).parent / "results" / "deeplab_shapes.csv"
 FIELDS = ("variant", "seed", "output_stride", "rates", "parameters", "seconds_per_step", "miou",
           "trimap_iou", "boundary_iou")
+
+
+def machine() -> str:
+    """The CPU's model name (Linux), else what ``platform`` says."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return f"{line.split(':', 1)[1].strip()}, {platform.machine()}"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def run(variant: str, seed: int) -> dict[str, object]:
@@ -85,8 +98,8 @@ def main(argv: list[str] | None = None) -> None:
             rows.append(run(variant, seed))
             print(", ".join(f"{k}={v}" for k, v in rows[-1].items()), flush=True)
     text = io.StringIO()
-    text.write(f"# machine: {platform.processor() or platform.machine()}, "
-               f"{torch.get_num_threads()} torch thread(s), torch {torch.__version__}\n")
+    text.write(f"# machine: {machine()} ({torch.get_num_threads()} of {os.cpu_count()} cores), "
+               f"torch {torch.__version__}\n")
     text.write(f"# date: {datetime.date.today().isoformat()}\n")
     text.write(f"# command: python benchmarks/deeplab_shapes.py "
                f"{shlex.join(sys.argv[1:] if argv is None else argv)}\n")
