@@ -12,7 +12,9 @@ closest external implementation with the ratios ours/theirs: torchvision's ``vgg
 segmentation_models_pytorch's ``Unet`` with a VGG13-BN encoder of depth 4 for our ``unet``;
 torchvision's ``deeplabv3_resnet50`` (same architecture, same keys) for ours; smp's
 ``DeepLabV3Plus`` with a ResNet-50 encoder for our ``deeplabv3plus_resnet50`` (a different
-decoder: separable convolutions, see ``segtutor.models.deeplab``).
+decoder: separable convolutions, see ``segtutor.models.deeplab``); smp's ``PSPNet`` with a
+ResNet-50 encoder for our ``pspnet_resnet50`` (a different network: smp pools the undilated
+layer2, see ``segtutor.models.pspnet``).
 
 Method. Every model runs in a fresh Python process (``--worker``), so that one model's
 memory cannot hide another's; all models get the same thread count. Full-size networks are
@@ -63,10 +65,13 @@ EXTERNAL = {
     "smp.Unet(vgg13_bn, depth 4)": "unet",
     "torchvision.deeplabv3_resnet50": "deeplabv3_resnet50",
     "smp.DeepLabV3Plus(resnet50)": "deeplabv3plus_resnet50",
+    "smp.PSPNet(resnet50)": "pspnet_resnet50",
 }
 #: Models whose image-pooling batch norm sees a 1x1 map, so training needs two images.
 BATCH_OF_TWO = {"deeplabv3_resnet50", "deeplabv3_resnet101", "deeplabv3plus_resnet50",
-                "torchvision.deeplabv3_resnet50", "smp.DeepLabV3Plus(resnet50)"}
+                "torchvision.deeplabv3_resnet50", "smp.DeepLabV3Plus(resnet50)",
+                # PSPNet's 1x1 bin (smp's has no batch norm there: two images to compare alike)
+                "pspnet_resnet50", "pspnet_resnet101", "smp.PSPNet(resnet50)"}
 
 
 class OutOnly(nn.Module):
@@ -108,6 +113,9 @@ def build(name: str) -> nn.Module:
     if name == "smp.DeepLabV3Plus(resnet50)":
         import segmentation_models_pytorch as smp
         return smp.DeepLabV3Plus(encoder_name="resnet50", encoder_weights=None, classes=21)
+    if name == "smp.PSPNet(resnet50)":
+        import segmentation_models_pytorch as smp
+        return smp.PSPNet(encoder_name="resnet50", encoder_weights=None, classes=21)
     if name == "smp.Unet(vgg13_bn, depth 4)":
         import segmentation_models_pytorch as smp
         return smp.Unet(encoder_name="vgg13_bn", encoder_weights=None, encoder_depth=4,

@@ -28,6 +28,7 @@ from .deeplab import (
     effective_taps,
 )
 from .fcn import FCN, fcn8s, fcn16s, fcn32s
+from .pspnet import PSPNet, pspnet_resnet50, pspnet_resnet101
 from .registry import TASKS, ModelInfo, create, list_models, model_info, register
 from .segnet import SegNet, segnet
 from .simple import PatchClassifier, TinyFCN, patch_classifier, tiny_fcn
@@ -37,6 +38,7 @@ from .vgg import VGG, VGG16_Weights, WeightsUnavailableError, vgg16
 __all__ = [
     "DeepLab", "DeepLabV3", "DeepLabV3Plus", "deeplab_v1", "deeplab_v2", "deeplabv3_resnet50",
     "deeplabv3_resnet101", "deeplabv3plus_resnet50", "effective_taps",
+    "PSPNet", "pspnet_resnet50", "pspnet_resnet101",
     "FCN", "TASKS", "VGG", "VGG16_Weights", "ModelInfo", "PatchClassifier", "SegNet", "TinyFCN",
     "UNet", "WeightsUnavailableError", "create", "fcn8s", "fcn16s", "fcn32s", "list_models",
     "model_info", "patch_classifier", "register", "segnet", "tiny_fcn", "unet", "unet_paper",
