@@ -77,3 +77,18 @@ def test_ci_runs_the_readme_commands():
     assert build.startswith("python -m pip install -r requirements.txt") and "jupyter-book build" in build
     assert "--warningiserror" in build
     assert tests.startswith("python -m pip install -r requirements.txt") and "pytest" in tests
+
+
+def test_no_test_module_imports_another():
+    """Shared helpers live in conftest.py fixtures or plain helper modules, never in test_*.py."""
+    import ast
+
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                assert not name.split(".")[-1].startswith("test_"), (
+                    f"{path.relative_to(ROOT)} imports the test module {name}; move what it "
+                    f"needs into a conftest.py fixture or a helper module")

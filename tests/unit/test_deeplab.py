@@ -15,6 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
+from network_helpers import bn_params, conv_params, count, randomise_batch_norm
 from torch import nn
 from torchvision.models._utils import IntermediateLayerGetter
 from torchvision.models.segmentation.deeplabv3 import DeepLabHead as TVDeepLabHead
@@ -30,31 +31,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 ODD = (65, 67)
 VGG16_CONVS = 14_714_688  # VGG16's 13 convolutions: sum of 9 * c_in * c_out + c_out
 RESNET_DILATION = {8: [False, True, True], 16: [False, False, True]}
-
-
-def count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
-
-
-def conv_params(c_in: int, c_out: int, k: int, bias: bool = True) -> int:
-    return k * k * c_in * c_out + (c_out if bias else 0)
-
-
-def bn_params(c: int) -> int:
-    return 2 * c
-
-
-def randomise_batch_norm(model: nn.Module, seed: int = 0) -> None:
-    """Non-trivial running statistics and affine parameters, so eval-mode BN matters."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                n = m.num_features
-                m.running_mean.copy_(torch.randn(n, generator=generator) * 0.1)
-                m.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
-                m.weight.copy_(torch.rand(n, generator=generator) + 0.5)
-                m.bias.copy_(torch.randn(n, generator=generator) * 0.1)
 
 
 def torchvision_reference(output_stride: int, aux: bool, num_classes: int = 5,

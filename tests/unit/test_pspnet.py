@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision
-from test_deeplab import (  # tests/unit is on sys.path (pytest's rootdir-relative import)
+from network_helpers import (
     bn_params,
     conv_params,
     count,
