@@ -92,6 +92,7 @@ __all__ = [
     "ASPPPooling",
     "AtrousFCHead",
     "AuxHead",
+    "BackboneWithHeads",
     "BranchSum",
     "DeepLab",
     "DeepLabHead",
@@ -489,39 +490,32 @@ def _check_batch(model: nn.Module, x: object) -> None:
                 module.check_batch(x.shape[0])
 
 
-class DeepLabV3(nn.Module):
-    """DeepLab v3 on a dilated ResNet: torchvision's ``DeepLabV3`` with one logits tensor.
+class BackboneWithHeads(nn.Module):
+    """A dilated-ResNet backbone, a head and an optional auxiliary head on layer3.
 
-    ``model(x)`` returns the logits ``[N, num_classes, H, W]`` (the model contract), where
-    torchvision's model returns a dict ``{"out": ..., "aux": ...}``. The auxiliary logits
-    (from layer3, for the training loss ``loss(out) + 0.5 * loss(aux)`` of torchvision's
-    reference recipe) come from :meth:`forward_with_aux`, which runs the backbone once and
-    returns ``(out, aux)``. The ``state_dict`` keys and shapes are torchvision's, with and
-    without the auxiliary head.
+    The shape torchvision gives ``DeepLabV3`` and ``FCN`` (its ``_SimpleSegmentationModel``),
+    with the book's contract: ``model(x)`` returns one logits tensor ``[N, K, H, W]`` at the
+    input's size, and :meth:`forward_with_aux` returns ``(out, aux)`` from one backbone pass.
+    :class:`DeepLabV3` and :class:`~segtutor.models.pspnet.PSPNet` are this with their heads.
+    Before the backbone runs, every image-pooling batch norm (:class:`ASPPPooling` and its
+    subclasses) checks that it is not training on a batch of one image.
 
     Args:
         backbone: a :class:`~segtutor.models.resnet.ResNetBackbone` returning
             ``{"out": layer4}`` (and ``"aux": layer3`` with an auxiliary head).
-        classifier: :class:`DeepLabHead`.
-        aux_classifier: :class:`AuxHead` or ``None``.
-
-    Attributes:
-        atrous_rates: the rates of the ASPP's 3x3 branches.
-        output_stride: the backbone's, 8 or 16.
-        min_size: 1 (any size runs; below the output stride the features are 1x1).
+        classifier: the head on ``"out"``.
+        aux_classifier: the head on ``"aux"``, or ``None``.
     """
 
     min_size = 1
 
-    def __init__(self, backbone: ResNetBackbone, classifier: DeepLabHead,
-                 aux_classifier: AuxHead | None = None) -> None:
+    def __init__(self, backbone: ResNetBackbone, classifier: nn.Module,
+                 aux_classifier: nn.Module | None = None) -> None:
         super().__init__()
         self.backbone = backbone
         self.classifier = classifier
         self.aux_classifier = aux_classifier
         self.in_channels = backbone.conv1.in_channels
-        self.num_classes = classifier[-1].out_channels
-        self.atrous_rates = classifier[0].atrous_rates
         self.output_stride = backbone.output_stride
 
     def _run(self, x: Tensor, aux: bool) -> tuple[Tensor, Tensor | None]:
@@ -558,6 +552,35 @@ class DeepLabV3(nn.Module):
                                "build it with aux_loss=True to call forward_with_aux")
         out, aux = self._run(x, aux=True)
         return out, aux
+
+
+class DeepLabV3(BackboneWithHeads):
+    """DeepLab v3 on a dilated ResNet: torchvision's ``DeepLabV3`` with one logits tensor.
+
+    ``model(x)`` returns the logits ``[N, num_classes, H, W]`` (the model contract), where
+    torchvision's model returns a dict ``{"out": ..., "aux": ...}``. The auxiliary logits
+    (from layer3, for the training loss ``loss(out) + 0.5 * loss(aux)`` of torchvision's
+    reference recipe) come from :meth:`forward_with_aux`, which runs the backbone once and
+    returns ``(out, aux)``. The ``state_dict`` keys and shapes are torchvision's, with and
+    without the auxiliary head.
+
+    Args:
+        backbone: a :class:`~segtutor.models.resnet.ResNetBackbone` returning
+            ``{"out": layer4}`` (and ``"aux": layer3`` with an auxiliary head).
+        classifier: :class:`DeepLabHead`.
+        aux_classifier: :class:`AuxHead` or ``None``.
+
+    Attributes:
+        atrous_rates: the rates of the ASPP's 3x3 branches.
+        output_stride: the backbone's, 8 or 16.
+        min_size: 1 (any size runs; below the output stride the features are 1x1).
+    """
+
+    def __init__(self, backbone: ResNetBackbone, classifier: DeepLabHead,
+                 aux_classifier: AuxHead | None = None) -> None:
+        super().__init__(backbone, classifier, aux_classifier)
+        self.num_classes = classifier[-1].out_channels
+        self.atrous_rates = classifier[0].atrous_rates
 
 
 class DeepLabV3PlusDecoder(nn.Module):

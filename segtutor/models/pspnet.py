@@ -39,7 +39,6 @@ from collections import OrderedDict
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models import WeightsEnum
 
@@ -51,8 +50,7 @@ from .._checks import (
     check_probability,
 )
 from ..ops import conv_bn_relu
-from ._contract import check_input
-from .deeplab import ASPPPooling, AuxHead
+from .deeplab import ASPPPooling, AuxHead, BackboneWithHeads
 from .registry import register
 from .resnet import RESNETS, ResNetBackbone, layer_channels, resnet_backbone
 
@@ -312,14 +310,15 @@ class PSPHead(nn.Sequential):
         ]))
 
 
-class PSPNet(nn.Module):
+class PSPNet(BackboneWithHeads):
     """PSPNet: a dilated ResNet, the pyramid pooling head, logits resized to the input.
 
     ``model(x)`` returns the logits ``[N, num_classes, H, W]`` (the model contract): the
     head's stride-8 (or 16) scores resized bilinearly (``align_corners=False``) to the input,
     for any ``H, W >= 1``. With an auxiliary head, :meth:`forward_with_aux` returns
     ``(out, aux)`` from one backbone pass, for the paper's deeply supervised training loss
-    ``loss(out) + 0.4 * loss(aux)`` (:data:`AUX_WEIGHT`).
+    ``loss(out) + 0.4 * loss(aux)`` (:data:`AUX_WEIGHT`). Both come from
+    :class:`~segtutor.models.deeplab.BackboneWithHeads`, which :class:`DeepLabV3` shares.
 
     Args:
         backbone: a :class:`~segtutor.models.resnet.ResNetBackbone` returning
@@ -333,52 +332,11 @@ class PSPNet(nn.Module):
         min_size: 1.
     """
 
-    min_size = 1
-
     def __init__(self, backbone: ResNetBackbone, classifier: PSPHead,
                  aux_classifier: AuxHead | None = None) -> None:
-        super().__init__()
-        self.backbone = backbone
-        self.classifier = classifier
-        self.aux_classifier = aux_classifier
-        self.in_channels = backbone.conv1.in_channels
+        super().__init__(backbone, classifier, aux_classifier)
         self.num_classes = classifier.classifier.out_channels
-        self.output_stride = backbone.output_stride
         self.bins = classifier.pyramid.bins
-
-    def _logits(self, x: Tensor, aux: bool) -> list[Tensor]:
-        check_input(x, self.in_channels, self.min_size, type(self).__name__)
-        self.classifier.pyramid.check_batch(x.shape[0])  # before the backbone's work
-        features = self.backbone(x)
-        scores = [self.classifier(features["out"])]
-        if aux:
-            scores.append(self.aux_classifier(features["aux"]))
-        return [F.interpolate(s, size=x.shape[-2:], mode="bilinear", align_corners=False)
-                for s in scores]
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Logits ``[N, num_classes, H, W]`` for images ``[N, in_channels, H, W]``.
-
-        Raises:
-            ValueError: a bad input (see ``_contract.check_input``), or a batch of one image
-                in training mode (see :class:`PyramidStage`).
-        """
-        return self._logits(x, aux=False)[0]
-
-    def forward_with_aux(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """``(out, aux)``: the logits and the auxiliary (layer3) logits, both ``[N, K, H, W]``.
-
-        One backbone pass. The paper trains with ``loss(out) + 0.4 * loss(aux)``
-        (:data:`AUX_WEIGHT`) and predicts with ``out`` alone.
-
-        Raises:
-            RuntimeError: the model was built without ``aux_loss=True``.
-        """
-        if self.aux_classifier is None:
-            raise RuntimeError(f"{type(self).__name__} was built without an auxiliary head; "
-                               "build it with aux_loss=True to call forward_with_aux")
-        out, aux = self._logits(x, aux=True)
-        return out, aux
 
     def receptive_field_layers(self) -> list[nn.Module]:
         """Backbone, then the head without the pyramid's pooled stages: the convolutional field.
