@@ -45,7 +45,8 @@ RULES: dict[str, tuple[set[str], set[str]]] = {
     "train": ({"losses", "metrics", "utils"}, {"torch", "numpy", "tqdm"}),
     "viz": ({"arithmetic"}, {"torch", "numpy", "matplotlib", "anywidget", "traitlets",
                              "IPython"}),
-    "recipes": ({"data", "losses", "metrics", "models", "ops", "train", "utils", "bench"},
+    "recipes": ({"arithmetic", "bench", "data", "losses", "metrics", "models", "ops", "train",
+                 "utils"},
                 {"torch", "torchvision"}),
 }
 #: Old import paths kept for one release (each re-exports its new home and warns).
