@@ -18,10 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-import datetime
 import io
-import os
-import platform
 import shlex
 import statistics
 import sys
@@ -29,24 +26,12 @@ from pathlib import Path
 
 import torch
 
-from segtutor.bench import count_parameters
+from segtutor.bench import count_parameters, results_header
 from segtutor.recipes import DEEPLAB_SHAPES, DEEPLAB_VARIANTS
 
 DEFAULT_OUT = Path(__file__).parent / "results" / "deeplab_shapes.csv"
 FIELDS = ("variant", "seed", "output_stride", "rates", "parameters", "seconds_per_step", "miou",
           "trimap_iou", "boundary_iou")
-
-
-def machine() -> str:
-    """The CPU's model name (Linux), else what ``platform`` says."""
-    try:
-        with open("/proc/cpuinfo") as info:
-            for line in info:
-                if line.startswith("model name"):
-                    return f"{line.split(':', 1)[1].strip()}, {platform.machine()}"
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run(variant: str, seed: int) -> dict[str, object]:
@@ -98,11 +83,8 @@ def main(argv: list[str] | None = None) -> None:
             rows.append(run(variant, seed))
             print(", ".join(f"{k}={v}" for k, v in rows[-1].items()), flush=True)
     text = io.StringIO()
-    text.write(f"# machine: {machine()} ({torch.get_num_threads()} of {os.cpu_count()} cores), "
-               f"torch {torch.__version__}\n")
-    text.write(f"# date: {datetime.date.today().isoformat()}\n")
-    text.write(f"# command: python benchmarks/deeplab_shapes.py "
-               f"{shlex.join(sys.argv[1:] if argv is None else argv)}\n")
+    text.write(results_header("python benchmarks/deeplab_shapes.py "
+                              + shlex.join(sys.argv[1:] if argv is None else argv)))
     writer = csv.DictWriter(text, fieldnames=FIELDS)
     writer.writeheader()
     writer.writerows(rows)

@@ -12,10 +12,16 @@ The book and ``benchmarks/`` measure with these functions only:
   repeated calls after a warm-up, with CUDA (and MPS) synchronised around every call;
 * :func:`measure_training_step` -- all of the above for one forward and backward pass, plus
   the CUDA allocator's peak on a GPU (Chapter 4 prints it).
+
+:func:`results_header` writes the comment lines (machine, date, command) that start every
+results file of ``benchmarks/results/``; :func:`machine_name` names the CPU in them.
 """
 
 from __future__ import annotations
 
+import datetime
+import os
+import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -37,8 +43,10 @@ from ._checks import (
 __all__ = [
     "count_flops",
     "count_parameters",
+    "machine_name",
     "measure_training_step",
     "median_seconds",
+    "results_header",
     "saved_for_backward_bytes",
 ]
 
@@ -199,6 +207,36 @@ def measure_training_step(model: nn.Module, *inputs: Tensor,
     if cuda:
         result["CUDA peak MiB"] = torch.cuda.max_memory_allocated(inputs[0].device) / 2**20
     return result
+
+
+def machine_name() -> str:
+    """The CPU's model name and architecture (from ``/proc/cpuinfo`` on Linux), else ``platform``'s."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return f"{line.split(':', 1)[1].strip()}, {platform.machine()}"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def results_header(command: str) -> str:
+    """The comment lines that start a results file: machine, threads, torch, date, ``command``.
+
+    Example::
+
+        # machine: AMD EPYC, x86_64 (1 of 2 cores), torch 2.14.1
+        # date: 2026-12-02
+        # command: python benchmarks/global_context.py --seeds 0 1 2
+    """
+    if not isinstance(command, str):
+        raise TypeError(f"command must be a str, got {describe(command)} "
+                        f"({type(command).__name__})")
+    return (f"# machine: {machine_name()} ({torch.get_num_threads()} of {os.cpu_count()} "
+            f"cores), torch {torch.__version__}\n"
+            f"# date: {datetime.date.today().isoformat()}\n"
+            f"# command: {command}\n")
 
 
 def _check_module(model: object) -> None:

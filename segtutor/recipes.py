@@ -10,6 +10,9 @@ data and the training loop.
 
 :class:`DeepLabShapesRecipe` is Chapter 9's comparison of DeepLab's design choices (output
 stride, single rate vs ASPP, image pooling) on the synthetic ``Shapes``.
+:class:`GlobalContextRecipe` is Chapter 10's: a small FCN with and without a context module
+(pyramid pooling, ASPP with image pooling) on ``FramedShapes``, whose labels depend on a
+frame at the image's border.
 :class:`ISBIUNetRecipe` is Chapter 8's U-Net on ISBI 2012; :data:`ISBI_UNET` is its
 two-minute CPU configuration (which ``benchmarks/isbi_unet.py`` repeats over seeds) and
 :data:`ISBI_UNET_GPU` the chapter's larger GPU one::
@@ -43,17 +46,22 @@ from ._checks import (
     check_positive_int,
     check_positive_number,
 )
-from .data import ISBI2012, AugmentedPairs, JointTransform, Shapes
+from .arithmetic import measure_receptive_field, receptive_field
+from .data import ISBI2012, AugmentedPairs, FramedShapes, JointTransform, Shapes
 from .losses import DiceCELoss
-from .metrics import boundary_iou, trimap_iou
+from .metrics import ConfusionMatrix, boundary_iou, trimap_iou
 from .models.deeplab import AtrousFCHead, DeepLab, DeepLabHead, deeplab_vgg16_features
+from .models.pspnet import PyramidPooling
 from .models.unet import UNet, unet
+from .ops import conv_bn_relu
 from .ops.tiling import SymmetryAverage
 from .train import History, evaluate, fit, one_cycle_in_time, predict
 from .utils import seed_everything
 
 __all__ = ["DEEPLAB_SHAPES", "DEEPLAB_SHAPES_GPU", "DEEPLAB_VARIANTS", "EVALUATIONS",
-           "ISBI_UNET", "ISBI_UNET_GPU", "DeepLabShapesRecipe", "ISBIUNetRecipe", "load_isbi"]
+           "GLOBAL_CONTEXT", "GLOBAL_CONTEXT_GPU", "GLOBAL_CONTEXT_VARIANTS",
+           "ISBI_UNET", "ISBI_UNET_GPU", "DeepLabShapesRecipe", "GlobalContextRecipe",
+           "ISBIUNetRecipe", "load_isbi"]
 
 Pairs = Sequence[tuple[Tensor, Tensor]]
 
@@ -363,3 +371,226 @@ DEEPLAB_SHAPES = DeepLabShapesRecipe()
 DEEPLAB_SHAPES_GPU = DeepLabShapesRecipe(image_size=192, steps=1500, width=16,
                                          fc_channels=128, largefov_rate=8,
                                          aspp_rates=(4, 8, 12))
+
+
+# --------------------------------------------------------------------------- Chapter 10
+
+#: The networks of Chapter 10's global-context experiment, by name: ``(context module,
+#: bins, pooling)``. All are the same small FCN of output stride 8
+#: (:meth:`GlobalContextRecipe.model`); the first three are the main comparison (nothing,
+#: PSPNet's pyramid pooling, DeepLab v3's ASPP with image pooling), the last two the
+#: pyramid's ablation (the global 1x1 bin alone; max instead of average pooling).
+GLOBAL_CONTEXT_VARIANTS: dict[str, tuple[str | None, tuple[int, ...], str]] = {
+    "fcn": (None, (), "avg"),
+    "fcn+ppm": ("ppm", (1, 2, 3, 6), "avg"),
+    "fcn+aspp": ("aspp", (), "avg"),
+    "fcn+ppm(1)": ("ppm", (1,), "avg"),
+    "fcn+ppm-max": ("ppm", (1, 2, 3, 6), "max"),
+}
+
+
+@dataclass(frozen=True)
+class GlobalContextRecipe:
+    """Chapter 10's experiment: does a network see far enough? Small FCNs on ``FramedShapes``.
+
+    * **data**: :class:`~segtutor.data.FramedShapes` of ``image_size`` pixels with a frame of
+      ``frame_width`` pixels in one of ``frame_colours``; a shape's class is its kind x the
+      frame's colour, so a pixel far from the border cannot be labelled from its
+      neighbourhood. ``steps * batch_size`` training images (one epoch; seed 0) and
+      ``val_images`` held out (seed 1);
+    * **networks** (:meth:`model`): one FCN of output stride ``2 ** len(widths)`` -- stages of
+      two 3x3 conv-BN-ReLU blocks (:func:`~segtutor.ops.conv_bn_relu`) with ``widths[i]``
+      channels, each stage followed by 2x2 max pooling --, a head and bilinear upsampling to
+      the input (the :class:`~segtutor.models.deeplab.DeepLab` container: backbone, head, no
+      decoder). The plain FCN's head is a 1x1 classifier; ``fcn+ppm`` puts PSPNet's
+      :class:`~segtutor.models.pspnet.PyramidPooling` (``bins``, average or max pooling;
+      ``2 x`` the channels) before it; ``fcn+aspp`` replaces it by DeepLab v3's
+      :class:`~segtutor.models.deeplab.DeepLabHead` (ASPP with image pooling,
+      ``aspp_channels`` per branch, ``aspp_rates`` on the stride-8 map, dropout 0.5, a 3x3
+      convolution, the classifier) on an FCN narrowed to ``aspp_widths``, so that the three
+      main networks' parameter counts stay within 10 % of each other;
+    * **training**: AdamW at ``lr`` with a one-cycle schedule over the ``steps``,
+      cross-entropy, one epoch: the same number of steps for every network, so the seconds
+      per step measure their cost;
+    * **evaluation** (:meth:`evaluate`): mIoU, per-class IoU, and the confusion matrix of the
+      frame-dependent classes, with ``frame_error``: the fraction of shape pixels given the
+      right kind but the wrong frame colour (``1 - 1 / len(frame_colours)`` is a guess).
+
+    :meth:`receptive_field` gives the plain FCN's computed and measured receptive fields,
+    to compare with the image.
+
+    Raises:
+        TypeError, ValueError: a field of the wrong type or out of range.
+    """
+
+    image_size: int = 96
+    frame_width: int = 5
+    frame_colours: tuple[str, ...] = ("red", "blue")
+    num_objects: tuple[int, int] = (1, 3)
+    object_size: tuple[float, float] = (0.25, 0.4)
+    batch_size: int = 8
+    steps: int = 400
+    widths: tuple[int, ...] = (16, 32, 56)
+    aspp_widths: tuple[int, ...] = (16, 32, 40)
+    aspp_channels: int = 16
+    aspp_rates: tuple[int, ...] = (2, 4, 6)
+    lr: float = 1e-2
+    val_images: int = 64
+
+    def __post_init__(self) -> None:
+        for name in ("image_size", "frame_width", "batch_size", "steps", "aspp_channels",
+                     "val_images"):
+            check_positive_int(getattr(self, name), name)
+        for name in ("widths", "aspp_widths", "aspp_rates"):
+            for value in getattr(self, name):
+                check_positive_int(value, f"{name} entry")
+            if not getattr(self, name):
+                raise ValueError(f"{name} must be a non-empty tuple of positive ints, got ()")
+        if self.batch_size < 2:  # the pyramid's 1x1 bin and ASPP's image pooling
+            raise ValueError(f"batch_size must be >= 2 (batch norm after a 1x1 pooling), "
+                             f"got {self.batch_size}")
+        check_positive_number(self.lr, "lr")
+        self.val_set()  # checks the data options
+
+    @property
+    def output_stride(self) -> int:
+        """``2 ** len(widths)``: one 2x2 max pooling per stage."""
+        return 2 ** len(self.widths)
+
+    def data(self, length: int, seed: int) -> FramedShapes:
+        """``length`` images of the recipe's ``FramedShapes`` drawn with ``seed``."""
+        return FramedShapes(length=length, size=self.image_size, seed=seed,
+                            frame_width=self.frame_width, frame_colours=self.frame_colours,
+                            num_objects=self.num_objects, object_size=self.object_size)
+
+    def train_set(self) -> FramedShapes:
+        """One epoch of ``steps * batch_size`` training images (seed 0)."""
+        return self.data(self.steps * self.batch_size, seed=0)
+
+    def val_set(self) -> FramedShapes:
+        """The held-out images (seed 1)."""
+        return self.data(self.val_images, seed=1)
+
+    @property
+    def num_classes(self) -> int:
+        """The data's classes: background plus one per (frame colour, kind)."""
+        return self.val_set().num_classes
+
+    @staticmethod
+    def features(widths: Sequence[int], in_channels: int = 3) -> torch.nn.Sequential:
+        """The FCN's stages: two 3x3 conv-BN-ReLU blocks each, then 2x2 max pooling."""
+        layers: list[torch.nn.Module] = []
+        channels = in_channels
+        for width in widths:
+            for _ in range(2):
+                layers.append(conv_bn_relu(channels, width))
+                channels = width
+            layers.append(torch.nn.MaxPool2d(2))
+        return torch.nn.Sequential(*layers)
+
+    def model(self, variant: str) -> DeepLab:
+        """A freshly initialised network of :data:`GLOBAL_CONTEXT_VARIANTS` ``variant``.
+
+        Raises:
+            ValueError: an unknown variant.
+        """
+        check_choice(variant, "variant", tuple(GLOBAL_CONTEXT_VARIANTS))
+        context, bins, pooling = GLOBAL_CONTEXT_VARIANTS[variant]
+        widths = self.aspp_widths if context == "aspp" else self.widths
+        backbone = self.features(widths)
+        channels, rates = widths[-1], ()
+        layers: list[torch.nn.Module] = []
+        if context == "ppm":
+            ppm = PyramidPooling(channels, bins, pooling=pooling)
+            layers.append(ppm)
+            channels = ppm.total_channels
+        elif context == "aspp":
+            rates = self.aspp_rates
+            head = DeepLabHead(channels, self.num_classes, rates, channels=self.aspp_channels)
+            return DeepLab(backbone, head, self.num_classes, rates, self.output_stride)
+        layers.append(torch.nn.Conv2d(channels, self.num_classes, 1))
+        return DeepLab(backbone, torch.nn.Sequential(*layers), self.num_classes, rates,
+                       self.output_stride)
+
+    def receptive_field(self, input_size: int | None = None) -> dict[str, Any]:
+        """The plain FCN's receptive field, computed and measured, next to the image.
+
+        Args:
+            input_size: the image side for the measurement (``None``: ``image_size``).
+
+        Returns:
+            ``{"computed": side, "measured": (height, width), "image_size": side,
+            "table": ReceptiveFieldTable}``: the computed side (Araujo et al.'s recurrences
+            over the FCN's layers, without the final interpolation), the extent of the
+            input pixels that move the logits of the centre output pixel (by
+            backpropagation, through the whole network including the bilinear upsampling).
+        """
+        size = self.image_size if input_size is None else check_positive_int(input_size,
+                                                                              "input_size")
+        net = self.model("fcn")
+        table = receptive_field(net.receptive_field_layers())
+        measured = measure_receptive_field(net, size)
+        return {"computed": table.overall.size[0], "measured": measured.size,
+                "image_size": size, "table": table}
+
+    def train(self, variant: str, *, seed: int = 0, device: str | torch.device | None = None,
+              progress: bool = False) -> tuple[DeepLab, History, float]:
+        """Seed, build :meth:`model` and train it for ``steps`` steps.
+
+        Returns:
+            the trained network (in training mode, on ``device``), its history and the wall
+            seconds of training.
+        """
+        check_int(seed, "seed", minimum=0)
+        seed_everything(seed)
+        net = self.model(variant)
+        loader = DataLoader(self.train_set(), batch_size=self.batch_size, shuffle=True,
+                            drop_last=True, generator=torch.Generator().manual_seed(seed))
+        started = time.perf_counter()
+        history = fit(net, loader, num_classes=self.num_classes, epochs=1,
+                      optimizer=lambda params: torch.optim.AdamW(params, lr=self.lr),
+                      lr_scheduler=lambda optimizer: torch.optim.lr_scheduler.OneCycleLR(
+                          optimizer, max_lr=self.lr, total_steps=self.steps),
+                      seed=seed, device=device, progress=progress)
+        return net, history, time.perf_counter() - started
+
+    def evaluate(self, model: torch.nn.Module, images: Tensor, masks: Tensor,
+                 batch_size: int = 32) -> dict[str, Any]:
+        """mIoU, per-class IoU and the frame-dependent classes' confusion on ``images`` ``[N, 3, H, W]``.
+
+        Returns:
+            ``miou`` (all classes, background included), ``per_class_iou`` (a list, in the
+            order of the data's ``classes``), ``kind_miou`` (the mIoU of background, circle,
+            square and triangle, each kind's classes merged over the frame colours: what a
+            network gets right without the frame), ``confusion`` (``int64[K, K]`` pixel
+            counts of the ``K = num_classes - 1`` frame-dependent classes: row = truth,
+            column = prediction, pixels of other classes left out) and ``frame_error`` (of
+            the pixels of a shape that were given a class of the right kind, the fraction
+            with the wrong frame colour; ``1 - 1 / len(frame_colours)`` for a guess).
+        """
+        check_positive_int(batch_size, "batch_size")
+        kinds = len(self.val_set().kinds)
+        to_kind = torch.tensor([0] + [1 + c % kinds for c in range(self.num_classes - 1)])
+        matrix, kind_matrix = ConfusionMatrix(self.num_classes), ConfusionMatrix(kinds + 1)
+        for start in range(0, len(images), batch_size):
+            labels = predict(model, images[start:start + batch_size]).cpu()
+            truth = masks[start:start + batch_size]
+            matrix.update(labels, truth)
+            kind_matrix.update(to_kind[labels], to_kind[truth])
+        confusion = matrix.matrix[1:, 1:].cpu()
+        same_kind = to_kind[1:, None] == to_kind[None, 1:]
+        right_kind = confusion[same_kind].sum()
+        wrong_frame = confusion[same_kind & ~torch.eye(len(confusion), dtype=torch.bool)].sum()
+        return {"miou": matrix.mean_iou(), "per_class_iou": matrix.per_class_iou().tolist(),
+                "kind_miou": kind_matrix.mean_iou(), "confusion": confusion,
+                "frame_error": float(wrong_frame / right_kind) if right_kind else float("nan")}
+
+
+#: Chapter 10 on a CPU: 96-pixel images with a 5-pixel frame, 400 steps of 8.
+#: ``benchmarks/global_context.py`` repeats it over seeds.
+GLOBAL_CONTEXT = GlobalContextRecipe()
+
+#: Chapter 10 on a GPU: 192-pixel images (a 10-pixel frame, ASPP rates doubled with the
+#: map) and longer training.
+GLOBAL_CONTEXT_GPU = GlobalContextRecipe(image_size=192, frame_width=10, batch_size=16,
+                                         steps=1500, aspp_rates=(4, 8, 12))

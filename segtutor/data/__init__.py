@@ -6,6 +6,8 @@ Every data set returns ``(image, mask)`` pairs: ``image`` is ``float32[C, H, W]`
 class id) and ``num_classes``.
 
 - :class:`Shapes`: circles, squares and triangles drawn on the fly (no files).
+- :class:`FramedShapes`: ``Shapes`` inside a coloured frame; a shape's class is its kind x
+  the frame's colour (evidence far away at the border; no files).
 - :class:`VOCSegmentation`: Pascal VOC 2012, 21 classes, object borders = 255.
 - :class:`OxfordPets`: Oxford-IIIT Pet trimaps, background / pet, borders = 255.
 - :class:`ISBI2012`: EM membranes, membrane / cell, grayscale.
@@ -15,6 +17,7 @@ class id) and ``num_classes``.
 
 from .common import IGNORE_INDEX, check_pair
 from .download import fetch
+from .framed import FRAME_COLOURS, FramedShapes
 from .isbi import ISBI2012, default_isbi_root, download_isbi2012
 from .pets import OxfordPets, download_oxford_pets
 from .shapes import Shapes
@@ -32,6 +35,8 @@ from .voc import VOC_CLASSES, VOCSegmentation, download_voc2012
 
 __all__ = [
     "AugmentedPairs",
+    "FRAME_COLOURS",
+    "FramedShapes",
     "IGNORE_INDEX",
     "IMAGENET_MEAN",
     "IMAGENET_STD",

@@ -79,11 +79,7 @@ class Shapes(Dataset[tuple[torch.Tensor, torch.Tensor]]):
                                           strict_minimum=True, maximum=1)
         self.noise = check_number(noise, "noise", minimum=0)
         self.transforms = transforms
-        height, width = self.size
-        self._yx: _Coordinates = (
-            np.arange(height, dtype=np.float32)[:, None] + 0.5,
-            np.arange(width, dtype=np.float32)[None, :] + 0.5,
-        )
+        self._yx = _pixel_centres(self.size)
 
     def __len__(self) -> int:
         return self.length
@@ -116,22 +112,40 @@ class Shapes(Dataset[tuple[torch.Tensor, torch.Tensor]]):
 
     def _object(self, rng: np.random.Generator, class_id: int) -> np.ndarray:
         """Boolean ``[H, W]`` footprint of one random object of class ``class_id``."""
-        height, width = self.size
-        footprint, extent = _FOOTPRINTS[self.classes[class_id]]
-        radius = rng.uniform(*self.object_size) * min(height, width) / 2
-        margin = min(extent * radius, height / 2, width / 2)  # whole object inside if it fits
-        centre_y = rng.uniform(margin, height - margin)
-        centre_x = rng.uniform(margin, width - margin)
-        angle = rng.uniform(0, 2 * math.pi)
-        dy = self._yx[0] - np.float32(centre_y)
-        dx = self._yx[1] - np.float32(centre_x)
-        return footprint(dy, dx, radius, angle)
+        return _random_object(rng, self._yx, self.size, self.classes[class_id], self.object_size)
 
     def __repr__(self) -> str:
         return (
             f"Shapes(length={self.length}, size={self.size}, seed={self.seed}, "
             f"num_objects={self.num_objects}, object_size={self.object_size}, noise={self.noise})"
         )
+
+
+def _pixel_centres(size: tuple[int, int]) -> _Coordinates:
+    """The pixel centres of an ``(H, W)`` image: ``y`` as ``[H, 1]``, ``x`` as ``[1, W]``."""
+    height, width = size
+    return (np.arange(height, dtype=np.float32)[:, None] + 0.5,
+            np.arange(width, dtype=np.float32)[None, :] + 0.5)
+
+
+def _random_object(rng: np.random.Generator, yx: _Coordinates, size: tuple[int, int],
+                   kind: str, object_size: tuple[float, float]) -> np.ndarray:
+    """Boolean ``[H, W]`` footprint of one object of ``kind`` (a key of ``_FOOTPRINTS``).
+
+    Four draws from ``rng``, in this order: the size (a fraction in ``object_size`` of the
+    shorter side: the diameter of the circle of equal area), the centre's ``y`` and ``x``
+    (the whole object inside if it fits) and the rotation.
+    """
+    height, width = size
+    footprint, extent = _FOOTPRINTS[kind]
+    radius = rng.uniform(*object_size) * min(height, width) / 2
+    margin = min(extent * radius, height / 2, width / 2)  # whole object inside if it fits
+    centre_y = rng.uniform(margin, height - margin)
+    centre_x = rng.uniform(margin, width - margin)
+    angle = rng.uniform(0, 2 * math.pi)
+    dy = yx[0] - np.float32(centre_y)
+    dx = yx[1] - np.float32(centre_x)
+    return footprint(dy, dx, radius, angle)
 
 
 def _circle(dy: np.ndarray, dx: np.ndarray, radius: float, angle: float) -> np.ndarray:

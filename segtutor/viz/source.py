@@ -8,10 +8,15 @@ a caption that names the file and the lines and links to them in the repository:
 
 The repository's address is :data:`SOURCE_URL` and its branch :data:`SOURCE_BRANCH` (the
 package never reads the book's ``_config.yml``; a project test checks that they agree).
+
+:func:`benchmark_results` reads a committed results file of ``benchmarks/results/`` (from
+the clone the package is installed from, else from the repository online, e.g. on Colab),
+so a chapter quotes a benchmark's numbers without retyping them.
 """
 
 from __future__ import annotations
 
+import csv
 import html
 import inspect
 import re
@@ -23,7 +28,8 @@ from typing import Any
 
 from .._checks import check_interval
 
-__all__ = ["SOURCE_BRANCH", "SOURCE_URL", "Source", "show_source"]
+__all__ = ["SOURCE_BRANCH", "SOURCE_URL", "BenchmarkResults", "Source", "benchmark_results",
+           "show_source"]
 
 #: The repository whose files the captions of :func:`show_source` link to.
 SOURCE_URL = "https://github.com/segtutor/segtutor"
@@ -152,6 +158,76 @@ def show_source(obj: Any, *, lines: tuple[int, int] | None = None) -> Source:
         url += f"#L{start}" if start == end else f"#L{start}-L{end}"
     code = textwrap.dedent("".join(source_lines))
     return Source(code=code, path=path, first_line=start, last_line=end, url=url)
+
+
+@dataclass(frozen=True)
+class BenchmarkResults:
+    """A results file of ``benchmarks/results/``: its comment lines and its CSV rows.
+
+    Attributes:
+        name: the file's name, e.g. ``"global_context.csv"``.
+        origin: where it was read from (a path or a URL).
+        comments: the leading ``#`` lines (machine, date, command), without the ``#``.
+        rows: the CSV rows as dictionaries of strings.
+    """
+
+    name: str
+    origin: str
+    comments: tuple[str, ...]
+    rows: tuple[dict[str, str], ...]
+
+    def where(self, **match: str) -> list[dict[str, str]]:
+        """The rows whose columns equal ``match`` (values compared as strings)."""
+        return [row for row in self.rows
+                if all(row.get(key) == str(value) for key, value in match.items())]
+
+    def column(self, key: str, **match: str) -> list[float]:
+        """Column ``key`` as floats, over the rows that equal ``match``.
+
+        Raises:
+            KeyError: no column ``key``.
+        """
+        if self.rows and key not in self.rows[0]:
+            raise KeyError(f"{self.name} has no column {key!r}; it has {tuple(self.rows[0])}")
+        return [float(row[key]) for row in self.where(**match)]
+
+
+def benchmark_results(name: str) -> BenchmarkResults:
+    """Read ``benchmarks/results/<name>``: from this clone if there is one, else online.
+
+    The clone is the repository that holds the installed ``segtutor`` package (an editable
+    install); without one (a plain ``pip install``, Colab) the file is fetched from
+    :data:`SOURCE_URL` at :data:`SOURCE_BRANCH`.
+
+    Raises:
+        TypeError: ``name`` is not a ``str``.
+        ValueError: ``name`` is not a plain ``.csv`` file name.
+        FileNotFoundError: not in the clone, and not online either.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, got {name!r} ({type(name).__name__})")
+    if not re.fullmatch(r"[\w.-]+\.csv", name):
+        raise ValueError(f"name must be the name of a .csv file in benchmarks/results/, "
+                         f"got {name!r}")
+    local = _PACKAGE_DIR.parent / "benchmarks" / "results" / name
+    if local.is_file():
+        text, origin = local.read_text(), str(local)
+    else:
+        import urllib.error
+        import urllib.request
+
+        origin = (SOURCE_URL.replace("https://github.com/", "https://raw.githubusercontent.com/")
+                  + f"/{SOURCE_BRANCH}/benchmarks/results/{name}")
+        try:
+            with urllib.request.urlopen(origin, timeout=30) as response:
+                text = response.read().decode()
+        except urllib.error.URLError as error:
+            raise FileNotFoundError(f"{name} is neither at {local} nor at {origin} "
+                                    f"({error})") from error
+    lines = text.splitlines()
+    comments = tuple(line.lstrip("#").strip() for line in lines if line.startswith("#"))
+    rows = tuple(csv.DictReader(line for line in lines if line and not line.startswith("#")))
+    return BenchmarkResults(name, origin, comments, rows)
 
 
 def _locate(filename: str) -> tuple[str, str | None]:

@@ -1,0 +1,115 @@
+"""Chapter 10's global-context experiment over several seeds, saved as a small CSV the chapter reads.
+
+Run from the repository root::
+
+    python benchmarks/global_context.py                        # 5 networks x 3 seeds, CPU
+    python benchmarks/global_context.py --seeds 0 --variants fcn fcn+ppm
+
+Every run is ``segtutor.recipes.GLOBAL_CONTEXT`` -- the recipe Chapter 10 trains once per
+network -- with another seed: a small FCN of output stride 8 on ``FramedShapes`` (a shape's
+class is its kind x the colour of a frame at the image's border), plain, with PSPNet's
+pyramid pooling (bins 1, 2, 3, 6), with DeepLab v3's head (ASPP with image pooling), and two
+ablations of the pyramid: the global 1x1 bin alone, and max instead of average pooling.
+Each row holds the held-out mIoU, the mIoU of the kinds alone (frame colours merged), the
+frame error (shape pixels of the right kind given the wrong frame colour), the parameters
+and the seconds per training step. The CSV (``benchmarks/results/global_context.csv`` by
+default) starts with comment lines naming the machine, the date and the command; ``--out -``
+prints it only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import shlex
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+
+from segtutor.bench import count_parameters, results_header
+from segtutor.recipes import GLOBAL_CONTEXT, GLOBAL_CONTEXT_VARIANTS
+
+DEFAULT_OUT = Path(__file__).parent / "results" / "global_context.csv"
+FIELDS = ("variant", "seed", "parameters", "seconds_per_step", "miou", "kind_miou",
+          "frame_error")
+
+
+def run(variant: str, seed: int) -> dict[str, object]:
+    """Train and evaluate one network of the recipe."""
+    val = GLOBAL_CONTEXT.val_set()
+    images = torch.stack([image for image, _ in val])
+    masks = torch.stack([mask for _, mask in val])
+    net, history, seconds = GLOBAL_CONTEXT.train(variant, seed=seed, device="cpu")
+    scores = GLOBAL_CONTEXT.evaluate(net, images, masks)
+    return {"variant": variant, "seed": seed, "parameters": count_parameters(net),
+            "seconds_per_step": round(seconds / history.step[-1], 4),
+            **{key: round(scores[key], 4) for key in ("miou", "kind_miou", "frame_error")}}
+
+
+def summary(rows: list[dict[str, object]]) -> str:
+    """Markdown: mean (min-max) of each score per variant."""
+    lines = ["| network | parameters | runs | mIoU | kinds' mIoU | frame error | s/step |",
+             "|---|---:|---:|---|---|---|---:|"]
+    for variant in GLOBAL_CONTEXT_VARIANTS:
+        runs = [r for r in rows if r["variant"] == variant]
+        if not runs:
+            continue
+
+        def spread(key: str, runs=runs) -> str:
+            values = [float(r[key]) for r in runs]
+            return f"{statistics.mean(values):.3f} ({min(values):.3f}-{max(values):.3f})"
+
+        step = statistics.mean(float(r["seconds_per_step"]) for r in runs)
+        lines.append(f"| {variant} | {int(runs[0]['parameters']):,} | {len(runs)} | "
+                     f"{spread('miou')} | {spread('kind_miou')} | {spread('frame_error')} | "
+                     f"{step:.3f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--variants", nargs="+", choices=list(GLOBAL_CONTEXT_VARIANTS),
+                        default=list(GLOBAL_CONTEXT_VARIANTS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--out", default=str(DEFAULT_OUT), help="CSV path, or - for stdout")
+    parser.add_argument("--merge", nargs="*", default=[],
+                        help="CSV files of runs made in parallel, read at the end and added")
+    args = parser.parse_args(argv)
+    if args.threads < 1 or any(seed < 0 for seed in args.seeds):
+        parser.error(f"need --threads >= 1 and seeds >= 0, got {args.threads} and {args.seeds}")
+    torch.set_num_threads(args.threads)
+    rows: list[dict[str, object]] = []
+    for variant in args.variants:
+        for seed in args.seeds:
+            rows.append(run(variant, seed))
+            print(", ".join(f"{k}={v}" for k, v in rows[-1].items()), flush=True)
+    merged = []  # read after the runs: a parallel run started at the same time has finished
+    for path in args.merge:
+        lines = Path(path).read_text().splitlines()
+        merged += [line.replace("# command:", "# merged, from the command:")
+                   for line in lines if line.startswith("# command:")]
+        rows.extend(csv.DictReader(line for line in lines if not line.startswith("#")))
+    order = list(GLOBAL_CONTEXT_VARIANTS)
+    rows.sort(key=lambda row: (order.index(str(row["variant"])), int(row["seed"])))
+    text = io.StringIO()
+    text.write(results_header("python benchmarks/global_context.py "
+                              + shlex.join(sys.argv[1:] if argv is None else argv)))
+    text.writelines(line + "\n" for line in merged)
+    writer = csv.DictWriter(text, fieldnames=FIELDS)
+    writer.writeheader()
+    writer.writerows(rows)
+    if args.out == "-":
+        print(text.getvalue())
+    else:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text.getvalue())
+        print(f"wrote {args.out}")
+    print(summary(rows))
+
+
+if __name__ == "__main__":
+    main()
