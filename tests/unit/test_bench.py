@@ -189,3 +189,19 @@ def test_saved_bytes_and_flops_refuse_bad_arguments():
         bench.saved_for_backward_bytes(torch.relu, torch.zeros(1))
     with pytest.raises(TypeError, match="fn must be callable"):
         bench.count_flops(None)
+
+
+def test_results_header_names_machine_date_and_command():
+    import datetime
+    import os
+
+    header = bench.results_header("python benchmarks/x.py --seeds 0")
+    lines = header.splitlines()
+    assert len(lines) == 3 and header.endswith("\n")
+    assert lines[0] == (f"# machine: {bench.machine_name()} ({torch.get_num_threads()} of "
+                        f"{os.cpu_count()} cores), torch {torch.__version__}")
+    assert lines[1] == f"# date: {datetime.date.today().isoformat()}"
+    assert lines[2] == "# command: python benchmarks/x.py --seeds 0"
+    assert bench.machine_name()  # never empty
+    with pytest.raises(TypeError, match=r"command must be a str, got \['python'\]"):
+        bench.results_header(["python"])

@@ -131,3 +131,55 @@ def test_text_and_markdown_fallbacks():
 def test_a_fence_longer_than_any_backticks_in_the_code():
     shown = Source(code='x = "````"\n', path="a.py", first_line=1, last_line=1, url=None)
     assert "\n`````python\n" in shown._repr_markdown_()
+
+
+# -- benchmark_results: the one way a chapter reads benchmarks/results/ --------------------
+
+
+def test_benchmark_results_reads_the_clones_file():
+    import csv
+
+    from segtutor.viz.source import benchmark_results
+
+    results = benchmark_results("deeplab_shapes.csv")
+    path = Path(source.__file__).resolve().parents[2] / "benchmarks" / "results" / "deeplab_shapes.csv"
+    assert results.origin == str(path)
+    lines = path.read_text().splitlines()
+    assert results.comments == tuple(line[1:].strip() for line in lines if line.startswith("#"))
+    expected = list(csv.DictReader(line for line in lines if not line.startswith("#")))
+    assert list(results.rows) == expected
+    assert results.column("miou", variant="os8") == [float(r["miou"]) for r in expected
+                                                     if r["variant"] == "os8"]
+    assert results.where(variant="os8", seed=0) == [r for r in expected
+                                                   if r["variant"] == "os8" and r["seed"] == "0"]
+    with pytest.raises(KeyError, match="has no column 'mIoU'"):
+        results.column("mIoU")
+
+
+def test_benchmark_results_falls_back_to_the_repository(monkeypatch, tmp_path):
+    import urllib.error
+    import urllib.request
+
+    from segtutor.viz.source import benchmark_results
+
+    asked = []
+
+    def offline(url, timeout):
+        asked.append(url)
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    with pytest.raises(FileNotFoundError, match="missing.csv is neither at .* nor at https://"):
+        benchmark_results("missing.csv")
+    assert asked == [SOURCE_URL.replace("https://github.com/", "https://raw.githubusercontent.com/")
+                     + f"/{SOURCE_BRANCH}/benchmarks/results/missing.csv"]
+
+
+@pytest.mark.parametrize(("name", "error"), [
+    (3, TypeError), ("../README.md", ValueError), ("results.txt", ValueError),
+    ("a/b.csv", ValueError)])
+def test_benchmark_results_refuses_bad_names(name, error):
+    from segtutor.viz.source import benchmark_results
+
+    with pytest.raises(error, match="name must be"):
+        benchmark_results(name)
