@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
 from ._checks import (
@@ -338,19 +338,10 @@ class DeepLabShapesRecipe:
             the trained network (in training mode, on ``device``), its history and the wall
             seconds of training.
         """
-        check_int(seed, "seed", minimum=0)
-        seed_everything(seed)
-        net = self.model(variant)
-        loader = DataLoader(self.train_set(), batch_size=self.batch_size, shuffle=True,
-                            drop_last=True, generator=torch.Generator().manual_seed(seed))
-        steps = len(loader)
-        started = time.perf_counter()
-        history = fit(net, loader, num_classes=Shapes.num_classes, epochs=1,
-                      optimizer=lambda params: torch.optim.AdamW(params, lr=self.lr),
-                      lr_scheduler=lambda optimizer: torch.optim.lr_scheduler.OneCycleLR(
-                          optimizer, max_lr=self.lr, total_steps=steps),
-                      seed=seed, device=device, progress=progress)
-        return net, history, time.perf_counter() - started
+        return _train_one_cycle(lambda: self.model(variant), self.train_set(),
+                                batch_size=self.batch_size, lr=self.lr,
+                                num_classes=Shapes.num_classes, seed=seed, device=device,
+                                progress=progress)
 
     def evaluate(self, model: torch.nn.Module, images: Tensor, masks: Tensor) -> dict[str, float]:
         """mIoU, trimap IoU and Boundary IoU of ``model`` on ``images`` ``[N, 3, H, W]``."""
@@ -371,6 +362,31 @@ DEEPLAB_SHAPES = DeepLabShapesRecipe()
 DEEPLAB_SHAPES_GPU = DeepLabShapesRecipe(image_size=192, steps=1500, width=16,
                                          fc_channels=128, largefov_rate=8,
                                          aspp_rates=(4, 8, 12))
+
+
+def _train_one_cycle(build: Callable[[], DeepLab], data: Dataset, *, batch_size: int,
+                     lr: float, num_classes: int, seed: int,
+                     device: str | torch.device | None,
+                     progress: bool) -> tuple[DeepLab, History, float]:
+    """Chapters 9 and 10's training: seed, ``build()``, one epoch of AdamW with a one-cycle LR.
+
+    Returns:
+        the trained network (in training mode, on ``device``), its history and the wall
+        seconds of training.
+    """
+    check_int(seed, "seed", minimum=0)
+    seed_everything(seed)
+    net = build()
+    loader = DataLoader(data, batch_size=batch_size, shuffle=True, drop_last=True,
+                        generator=torch.Generator().manual_seed(seed))
+    steps = len(loader)
+    started = time.perf_counter()
+    history = fit(net, loader, num_classes=num_classes, epochs=1,
+                  optimizer=lambda params: torch.optim.AdamW(params, lr=lr),
+                  lr_scheduler=lambda optimizer: torch.optim.lr_scheduler.OneCycleLR(
+                      optimizer, max_lr=lr, total_steps=steps),
+                  seed=seed, device=device, progress=progress)
+    return net, history, time.perf_counter() - started
 
 
 # --------------------------------------------------------------------------- Chapter 10
@@ -541,18 +557,10 @@ class GlobalContextRecipe:
             the trained network (in training mode, on ``device``), its history and the wall
             seconds of training.
         """
-        check_int(seed, "seed", minimum=0)
-        seed_everything(seed)
-        net = self.model(variant)
-        loader = DataLoader(self.train_set(), batch_size=self.batch_size, shuffle=True,
-                            drop_last=True, generator=torch.Generator().manual_seed(seed))
-        started = time.perf_counter()
-        history = fit(net, loader, num_classes=self.num_classes, epochs=1,
-                      optimizer=lambda params: torch.optim.AdamW(params, lr=self.lr),
-                      lr_scheduler=lambda optimizer: torch.optim.lr_scheduler.OneCycleLR(
-                          optimizer, max_lr=self.lr, total_steps=self.steps),
-                      seed=seed, device=device, progress=progress)
-        return net, history, time.perf_counter() - started
+        return _train_one_cycle(lambda: self.model(variant), self.train_set(),
+                                batch_size=self.batch_size, lr=self.lr,
+                                num_classes=self.num_classes, seed=seed, device=device,
+                                progress=progress)
 
     def evaluate(self, model: torch.nn.Module, images: Tensor, masks: Tensor,
                  batch_size: int = 32) -> dict[str, Any]:
