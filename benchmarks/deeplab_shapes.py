@@ -17,8 +17,6 @@ comment lines naming the machine, the date and the command; ``--out -`` prints i
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import shlex
 import statistics
 import sys
@@ -26,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from segtutor.bench import count_parameters, results_header
+from segtutor.bench import count_parameters, write_results
 from segtutor.recipes import DEEPLAB_SHAPES, DEEPLAB_VARIANTS
 
 DEFAULT_OUT = Path(__file__).parent / "results" / "deeplab_shapes.csv"
@@ -82,18 +80,8 @@ def main(argv: list[str] | None = None) -> None:
         for seed in args.seeds:
             rows.append(run(variant, seed))
             print(", ".join(f"{k}={v}" for k, v in rows[-1].items()), flush=True)
-    text = io.StringIO()
-    text.write(results_header("python benchmarks/deeplab_shapes.py "
-                              + shlex.join(sys.argv[1:] if argv is None else argv)))
-    writer = csv.DictWriter(text, fieldnames=FIELDS)
-    writer.writeheader()
-    writer.writerows(rows)
-    if args.out == "-":
-        print(text.getvalue())
-    else:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text.getvalue())
-        print(f"wrote {args.out}")
+    write_results(args.out, rows, FIELDS, "python benchmarks/deeplab_shapes.py "
+                  + shlex.join(sys.argv[1:] if argv is None else argv))
     print(summary(rows))
 
 

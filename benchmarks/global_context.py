@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import shlex
 import statistics
 import sys
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from segtutor.bench import count_parameters, results_header
+from segtutor.bench import count_parameters, write_results
 from segtutor.recipes import GLOBAL_CONTEXT, GLOBAL_CONTEXT_VARIANTS
 
 DEFAULT_OUT = Path(__file__).parent / "results" / "global_context.csv"
@@ -90,24 +89,13 @@ def main(argv: list[str] | None = None) -> None:
     merged = []  # read after the runs: a parallel run started at the same time has finished
     for path in args.merge:
         lines = Path(path).read_text().splitlines()
-        merged += [line.replace("# command:", "# merged, from the command:")
+        merged += [line.replace("# command:", "merged, from the command:")
                    for line in lines if line.startswith("# command:")]
         rows.extend(csv.DictReader(line for line in lines if not line.startswith("#")))
     order = list(GLOBAL_CONTEXT_VARIANTS)
     rows.sort(key=lambda row: (order.index(str(row["variant"])), int(row["seed"])))
-    text = io.StringIO()
-    text.write(results_header("python benchmarks/global_context.py "
-                              + shlex.join(sys.argv[1:] if argv is None else argv)))
-    text.writelines(line + "\n" for line in merged)
-    writer = csv.DictWriter(text, fieldnames=FIELDS)
-    writer.writeheader()
-    writer.writerows(rows)
-    if args.out == "-":
-        print(text.getvalue())
-    else:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text.getvalue())
-        print(f"wrote {args.out}")
+    write_results(args.out, rows, FIELDS, "python benchmarks/global_context.py "
+                  + shlex.join(sys.argv[1:] if argv is None else argv), comments=merged)
     print(summary(rows))
 
 

@@ -14,17 +14,21 @@ The book and ``benchmarks/`` measure with these functions only:
   the CUDA allocator's peak on a GPU (Chapter 4 prints it).
 
 :func:`results_header` writes the comment lines (machine, date, command) that start every
-results file of ``benchmarks/results/``; :func:`machine_name` names the CPU in them.
+results file of ``benchmarks/results/``; :func:`machine_name` names the CPU in them;
+:func:`write_results` writes such a file.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime
+import io
 import os
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -47,6 +51,7 @@ __all__ = [
     "measure_training_step",
     "median_seconds",
     "results_header",
+    "write_results",
     "saved_for_backward_bytes",
 ]
 
@@ -237,6 +242,31 @@ def results_header(command: str) -> str:
             f"cores), torch {torch.__version__}\n"
             f"# date: {datetime.date.today().isoformat()}\n"
             f"# command: {command}\n")
+
+
+def write_results(out: str | Path, rows: Sequence[Mapping[str, object]], fields: Sequence[str],
+                  command: str, *, comments: Sequence[str] = ()) -> None:
+    """Write ``rows`` as CSV under :func:`results_header` (and ``comments``) to ``out``.
+
+    Args:
+        out: the file (its folder is created), or ``"-"`` to print the text instead.
+        rows: one mapping per row, with the keys ``fields``.
+        fields: the CSV's columns, in order.
+        command: the command that produced the rows, for the header.
+        comments: further comment lines (without the ``#``), after the header.
+    """
+    text = io.StringIO()
+    text.write(results_header(command))
+    text.writelines(f"# {line}\n" for line in comments)
+    writer = csv.DictWriter(text, fieldnames=list(fields))
+    writer.writeheader()
+    writer.writerows(rows)
+    if out == "-":
+        print(text.getvalue())
+    else:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(text.getvalue())
+        print(f"wrote {out}")
 
 
 def _check_module(model: object) -> None:

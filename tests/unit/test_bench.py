@@ -205,3 +205,22 @@ def test_results_header_names_machine_date_and_command():
     assert bench.machine_name()  # never empty
     with pytest.raises(TypeError, match=r"command must be a str, got \['python'\]"):
         bench.results_header(["python"])
+
+
+def test_write_results_writes_the_header_comments_and_rows(tmp_path, capsys):
+    import csv
+
+    rows = [{"variant": "a", "miou": 0.5}, {"variant": "b", "miou": 0.25}]
+    out = tmp_path / "new" / "r.csv"
+    bench.write_results(out, rows, ("variant", "miou"), "python x.py", comments=["merged: y"])
+    lines = out.read_text().splitlines()
+    assert lines[:3] == bench.results_header("python x.py").splitlines()
+    assert lines[3] == "# merged: y"
+    assert list(csv.DictReader(lines[4:])) == [{"variant": "a", "miou": "0.5"},
+                                               {"variant": "b", "miou": "0.25"}]
+    assert capsys.readouterr().out == f"wrote {out}\n"
+    bench.write_results("-", rows, ("variant", "miou"), "python x.py")
+    printed = capsys.readouterr().out
+    # the csv module's own line ends, as the benchmarks always wrote them
+    assert printed.startswith("# machine: ") and "variant,miou\r\na,0.5\r\nb,0.25\r\n" in printed
+    assert not (tmp_path / "-").exists()
