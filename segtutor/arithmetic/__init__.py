@@ -1,5 +1,5 @@
 """Convolution arithmetic: output sizes, transposed convolution, convolution as a matrix,
-and receptive fields.
+receptive fields, and the geometry of RoIPool and RoIAlign.
 
 Every size formula here returns exactly what PyTorch's layers produce, and refuses what
 PyTorch refuses (the tests compare the two on exhaustive grids). The notation follows
@@ -19,7 +19,8 @@ One module per topic (this layer imports only torch and the standard library):
 * :mod:`~segtutor.arithmetic.sizes`: output sizes and paddings;
 * :mod:`~segtutor.arithmetic.transposed`: a transposed convolution as a direct one;
 * :mod:`~segtutor.arithmetic.matrix`: a convolution as a matrix;
-* :mod:`~segtutor.arithmetic.receptive`: receptive fields, computed and measured.
+* :mod:`~segtutor.arithmetic.receptive`: receptive fields, computed and measured;
+* :mod:`~segtutor.arithmetic.roi`: where RoIPool's and RoIAlign's bins and sample points land.
 """
 
 from .matrix import DENSE_LIMIT, conv_matrix
@@ -40,6 +41,17 @@ from .receptive import (
     receptive_field,
     register_layers,
 )
+from .roi import (
+    Box,
+    EdgeOffsets,
+    Misalignment,
+    RoIAlignSamples,
+    RoIPoolBins,
+    Span,
+    misalignment,
+    roi_align_samples,
+    roi_pool_bins,
+)
 from .sizes import (
     conv_output_size,
     conv_transpose_output_size,
@@ -52,15 +64,21 @@ from .transposed import TransposedAsConv, conv_transpose_via_conv, insert_zeros,
 
 __all__ = [
     "DENSE_LIMIT",
+    "Box",
     "Conv",
     "ConvTranspose",
+    "EdgeOffsets",
     "Interval",
     "LayerField",
     "LayerSpec",
     "MeasuredField",
+    "Misalignment",
     "Number",
     "Pool",
     "ReceptiveFieldTable",
+    "RoIAlignSamples",
+    "RoIPoolBins",
+    "Span",
     "TransposedAsConv",
     "Upsample",
     "conv_matrix",
@@ -73,9 +91,12 @@ __all__ = [
     "layer_specs",
     "main_path",
     "measure_receptive_field",
+    "misalignment",
     "pool_output_size",
     "receptive_field",
     "register_layers",
+    "roi_align_samples",
+    "roi_pool_bins",
     "same_padding",
     "transposed_as_conv",
 ]
