@@ -9,8 +9,11 @@
   :func:`mask_boundary`, :func:`boundary_dilation`, :func:`per_class_boundary_iou` and
   :func:`boundary_iou` (the Boundary IoU of Cheng et al. 2021: the IoU of the inner
   contour bands of the true and the predicted masks).
+* :mod:`segtutor.metrics.coco`: instance segmentation, scored per object. :func:`coco_ap`
+  hands torchvision's detection outputs to pycocotools (COCO's mask or box AP, AP50, AP75,
+  …, named by :data:`COCO_STATS`).
 
-Every public name of both modules is importable from here, e.g.
+Every public name of these modules is importable from here, e.g.
 ``from segtutor.metrics import ConfusionMatrix, boundary_iou``.
 """
 
@@ -22,6 +25,7 @@ from .boundary import (
     per_class_boundary_iou,
     trimap_iou,
 )
+from .coco import COCO_STATS, coco_ap
 from .confusion import (
     ConfusionMatrix,
     mean_dice,
@@ -32,10 +36,12 @@ from .confusion import (
 )
 
 __all__ = [
+    "COCO_STATS",
     "ConfusionMatrix",
     "boundary_band",
     "boundary_dilation",
     "boundary_iou",
+    "coco_ap",
     "mask_boundary",
     "mean_dice",
     "mean_iou",
