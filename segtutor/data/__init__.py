@@ -8,6 +8,8 @@ class id) and ``num_classes``.
 - :class:`Shapes`: circles, squares and triangles drawn on the fly (no files).
 - :class:`FramedShapes`: ``Shapes`` inside a coloured frame; a shape's class is its kind x
   the frame's colour (evidence far away at the border; no files).
+- :class:`ShapesInstances`: the same shapes as *instances* (one mask, box and label per
+  object, torchvision's detection format), same-class objects often touching; no files.
 - :class:`VOCSegmentation`: Pascal VOC 2012, 21 classes, object borders = 255.
 - :class:`OxfordPets`: Oxford-IIIT Pet trimaps, background / pet, borders = 255.
 - :class:`ISBI2012`: EM membranes, membrane / cell, grayscale.
@@ -18,6 +20,7 @@ class id) and ``num_classes``.
 from .common import IGNORE_INDEX, check_pair
 from .download import fetch
 from .framed import FRAME_COLOURS, FramedShapes
+from .instances import ShapesInstances, detection_collate, semantic_mask
 from .isbi import ISBI2012, default_isbi_root, download_isbi2012
 from .pets import OxfordPets, download_oxford_pets
 from .shapes import Shapes
@@ -46,14 +49,17 @@ __all__ = [
     "OxfordPets",
     "RandomScale",
     "Shapes",
+    "ShapesInstances",
     "VOCSegmentation",
     "check_pair",
     "default_isbi_root",
+    "detection_collate",
     "download_isbi2012",
     "download_oxford_pets",
     "download_voc2012",
     "eval_transforms",
     "fetch",
     "random_crop",
+    "semantic_mask",
     "train_transforms",
 ]

@@ -28,8 +28,10 @@ from .deeplab import (
     effective_taps,
 )
 from .fcn import FCN, fcn8s, fcn16s, fcn32s
+from .mask_rcnn import SmallBackbone, mask_rcnn
 from .pspnet import PSPNet, pspnet_resnet50, pspnet_resnet101
 from .registry import TASKS, ModelInfo, create, list_models, model_info, register
+from .roi_pooling import MultiScaleRoIPooling
 from .segnet import SegNet, segnet
 from .simple import PatchClassifier, TinyFCN, patch_classifier, tiny_fcn
 from .unet import UNet, unet, unet_paper
@@ -39,6 +41,7 @@ __all__ = [
     "DeepLab", "DeepLabV3", "DeepLabV3Plus", "deeplab_v1", "deeplab_v2", "deeplabv3_resnet50",
     "deeplabv3_resnet101", "deeplabv3plus_resnet50", "effective_taps",
     "PSPNet", "pspnet_resnet50", "pspnet_resnet101",
+    "MultiScaleRoIPooling", "SmallBackbone", "mask_rcnn",
     "FCN", "TASKS", "VGG", "VGG16_Weights", "ModelInfo", "PatchClassifier", "SegNet", "TinyFCN",
     "UNet", "WeightsUnavailableError", "create", "fcn8s", "fcn16s", "fcn32s", "list_models",
     "model_info", "patch_classifier", "register", "segnet", "tiny_fcn", "unet", "unet_paper",

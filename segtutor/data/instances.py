@@ -1,0 +1,232 @@
+"""``ShapesInstances``: circles, squares and triangles as *instances*, in torchvision's format.
+
+Semantic segmentation labels pixels with classes; two circles that touch become one
+circle-coloured region, and nothing in the label says there were two. Instance
+segmentation labels *objects*: one binary mask per object, with its class and box. This
+data set draws images like :class:`~segtutor.data.Shapes` (each object with its own
+texture, on a textured background) with several instances of the same three classes,
+and places many of them against an earlier instance of the same class, so that same-class
+objects touch or overlap often. Later objects occlude earlier ones; every mask is what is
+*visible* of its object, and an object left with fewer than ``min_area`` visible pixels is
+dropped.
+
+Targets follow torchvision's detection models (and its ``references/detection``):
+
+* ``boxes``: ``float32[N, 4]``, ``(x1, y1, x2, y2)`` in pixels, the tight box of the
+  visible mask with exclusive ends — pixel column ``j`` spans ``[j, j + 1)``, so a mask
+  whose columns run from 3 to 9 has ``x1 = 3`` and ``x2 = 10`` (one more than
+  :func:`torchvision.ops.masks_to_boxes`, which gives the last pixel's index);
+* ``labels``: ``int64[N]`` in ``1..3`` (``0`` is the background, never a label);
+* ``masks``: ``uint8[N, H, W]``, disjoint;
+* ``area`` (visible pixels, ``float32[N]``), ``iscrowd`` (zeros) and ``image_id`` (the
+  index), the fields COCO's evaluator reads.
+
+Like ``Shapes``, item ``i`` is drawn from ``(seed, i)`` alone, with no files.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from scipy import ndimage
+from torch.utils.data import Dataset
+
+from .._checks import (
+    check_int,
+    check_int_pair,
+    check_interval,
+    check_non_negative_int,
+    check_number,
+    check_probability,
+)
+from .shapes import (
+    _FOOTPRINTS,
+    MIN_SIZE,
+    Shapes,
+    _pixel_centres,
+    _random_object,
+    _texture,
+)
+
+__all__ = ["ShapesInstances", "detection_collate", "semantic_mask"]
+
+Target = dict[str, torch.Tensor]
+
+
+class ShapesInstances(Dataset[tuple[torch.Tensor, Target]]):
+    """Images of several circles, squares and triangles, with one mask per instance.
+
+    Args:
+        length: number of items.
+        size: image size, an int (square) or ``(H, W)``; each side at least
+            :data:`~segtutor.data.shapes.MIN_SIZE`.
+        seed: selects the data set (train and test use different seeds).
+        num_instances: ``(low, high)``, inclusive range of objects drawn per image (before
+            dropping the hidden ones).
+        object_size: ``(low, high)``: object sizes as fractions of the shorter side (the
+            diameter of the circle of equal area, as in ``Shapes``).
+        touch: probability that an object after the first is a copy of an earlier
+            object's class placed right against it (its centre at the sum of the two
+            radii in a random direction), so that the two touch or overlap.
+        min_area: objects with fewer visible pixels are dropped.
+        noise: standard deviation of the Gaussian pixel noise.
+
+    Returns (per item):
+        ``(image, target)``: ``float32[3, H, W]`` in ``[0, 1]`` and the target dict
+        described in the module docstring.
+
+    Example::
+
+        >>> data = ShapesInstances(length=10, size=64, seed=0)
+        >>> image, target = data[0]
+        >>> target["masks"].shape[1:], target["labels"].dtype
+        (torch.Size([64, 64]), torch.int64)
+    """
+
+    classes: tuple[str, ...] = Shapes.classes
+    num_classes: int = len(classes)
+
+    def __init__(self, length: int = 1000, size: int | tuple[int, int] = 64, seed: int = 0, *,
+                 num_instances: tuple[int, int] = (2, 5),
+                 object_size: tuple[float, float] = (0.25, 0.45),
+                 touch: float = 0.5, min_area: int = 30, noise: float = 0.05) -> None:
+        self.length = check_non_negative_int(length, "length")
+        self.size = check_int_pair(size, "size", minimum=MIN_SIZE)
+        self.seed = check_non_negative_int(seed, "seed")
+        self.num_instances = check_interval(num_instances, "num_instances", minimum=1,
+                                            integer=True)
+        self.object_size = check_interval(object_size, "object_size", minimum=0,
+                                          strict_minimum=True, maximum=1)
+        self.touch = check_probability(touch, "touch")
+        self.min_area = check_int(min_area, "min_area", minimum=1)
+        self.noise = check_number(noise, "noise", minimum=0)
+        self._yx = _pixel_centres(self.size)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, Target]:
+        index = operator.index(index)
+        if not 0 <= index < self.length:
+            raise IndexError(f"index {index} out of range for ShapesInstances of length "
+                             f"{self.length}")
+        return self.render(index)
+
+    def render(self, index: int) -> tuple[torch.Tensor, Target]:
+        """Draw item ``index``; any non-negative ``index`` works."""
+        index = operator.index(index)
+        rng = np.random.default_rng([self.seed, index, 2])  # not Shapes' stream (seed, index)
+        background = _texture(rng, self._yx, self.size)
+        avoid = background.mean(axis=(1, 2))
+        objects: list[tuple[int, np.ndarray, np.ndarray]] = []  # label, footprint, texture
+        for number in range(rng.integers(self.num_instances[0], self.num_instances[1] + 1)):
+            if number > 0 and rng.random() < self.touch:
+                label, other = objects[int(rng.integers(number))][:2]
+                footprint = self._against(rng, self.classes[label], other)
+            else:
+                label = int(rng.integers(1, self.num_classes))
+                footprint = _random_object(rng, self._yx, self.size, self.classes[label],
+                                           self.object_size)
+            objects.append((label, footprint, _texture(rng, self._yx, self.size, avoid=avoid)))
+        # An object that later ones hide (all but min_area pixels) is left out of the image
+        # too, not only out of the targets; leaving it out only uncovers the others.
+        visible = _owners([footprint for _, footprint, _ in objects], self.size)
+        objects = [item for number, item in enumerate(objects)
+                   if (visible == number).sum() >= self.min_area]
+        owner = _owners([footprint for _, footprint, _ in objects], self.size)
+        image = background
+        for _, footprint, texture in objects:
+            np.copyto(image, texture, where=footprint)
+        if self.noise > 0:
+            image += rng.standard_normal(image.shape, dtype=np.float32) * np.float32(self.noise)
+        np.clip(image, 0.0, 1.0, out=image)
+        masks = owner[None] == np.arange(len(objects))[:, None, None]
+        labels = np.array([label for label, _, _ in objects], dtype=np.int64)
+        return torch.from_numpy(image), _target(masks, labels, index)
+
+    def _against(self, rng: np.random.Generator, kind: str, other: np.ndarray) -> np.ndarray:
+        """A footprint of ``kind`` pushed against the footprint ``other`` from a random side.
+
+        It starts on ``other``'s centre and moves out along a random direction in half-pixel
+        steps until it no longer overlaps ``other``; it stays one step before that, so the
+        two overlap by a sliver, and the later object, drawn on top, leaves the two visible
+        masks touching.
+        """
+        footprint_of = _FOOTPRINTS[kind][0]
+        radius = rng.uniform(*self.object_size) * min(self.size) / 2
+        direction, angle = rng.uniform(0, 2 * math.pi, 2)
+        ys, xs = np.nonzero(other)
+        start_y, start_x = ys.mean() + 0.5, xs.mean() + 0.5
+        step_y, step_x = 0.5 * math.sin(direction), 0.5 * math.cos(direction)
+        footprint = other
+        for step in range(2 * sum(self.size)):
+            dy = self._yx[0] - np.float32(start_y + step * step_y)
+            dx = self._yx[1] - np.float32(start_x + step * step_x)
+            moved = footprint_of(dy, dx, radius, angle)
+            if not (moved & other).any():
+                break
+            footprint = moved
+        return footprint
+    def semantic(self, index: int) -> torch.Tensor:
+        """The semantic mask of item ``index``: ``int64[H, W]``, each pixel its object's class.
+
+        Instances of one class that touch merge into one region: the semantic mask no
+        longer says how many objects there are (:meth:`regions` counts them).
+        """
+        _, target = self.render(index)
+        return semantic_mask(target, self.size)
+
+    def regions(self, index: int) -> tuple[int, int]:
+        """``(instances, regions)`` of item ``index``: the number of objects, and the number
+        of connected regions (4-connected, per class) of its semantic mask. Fewer regions
+        than instances means same-class instances touch."""
+        _, target = self.render(index)
+        semantic = semantic_mask(target, self.size).numpy()
+        regions = sum(ndimage.label(semantic == label)[1] for label in range(1, self.num_classes))
+        return len(target["labels"]), int(regions)
+
+    def __repr__(self) -> str:
+        return (f"ShapesInstances(length={self.length}, size={self.size}, seed={self.seed}, "
+                f"num_instances={self.num_instances}, object_size={self.object_size}, "
+                f"touch={self.touch}, min_area={self.min_area}, noise={self.noise})")
+
+
+def semantic_mask(target: Target, size: tuple[int, int]) -> torch.Tensor:
+    """``int64[H, W]``: the class of each pixel's instance (0 where there is none)."""
+    semantic = torch.zeros(size, dtype=torch.int64)
+    for mask, label in zip(target["masks"], target["labels"], strict=True):
+        semantic[mask.bool()] = label
+    return semantic
+
+
+def _owners(footprints: Sequence[np.ndarray], size: tuple[int, int]) -> np.ndarray:
+    """``int64[H, W]``: the index of the last footprint covering each pixel, ``-1`` for none."""
+    owner = np.full(size, -1, dtype=np.int64)
+    for number, footprint in enumerate(footprints):
+        owner[footprint] = number
+    return owner
+
+
+def _target(masks: np.ndarray, labels: np.ndarray, index: int) -> Target:
+    boxes = np.zeros((len(masks), 4), dtype=np.float32)
+    for number, mask in enumerate(masks):
+        rows, cols = np.nonzero(mask.any(1))[0], np.nonzero(mask.any(0))[0]
+        boxes[number] = (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1)
+    return {"boxes": torch.from_numpy(boxes),
+            "labels": torch.from_numpy(labels.astype(np.int64)),
+            "masks": torch.from_numpy(masks.astype(np.uint8)),
+            "area": torch.from_numpy(masks.sum((1, 2)).astype(np.float32)),
+            "iscrowd": torch.zeros(len(masks), dtype=torch.int64),
+            "image_id": torch.tensor(index)}
+
+
+def detection_collate(batch: Sequence[tuple[torch.Tensor, Target]]
+                      ) -> tuple[list[torch.Tensor], list[Target]]:
+    """Collate ``(image, target)`` items into a list of images and a list of targets, the
+    form torchvision's detectors take (``DataLoader(..., collate_fn=detection_collate)``)."""
+    images, targets = zip(*batch, strict=True) if batch else ((), ())
+    return list(images), list(targets)
