@@ -44,23 +44,40 @@ The 4 x 4 map ``arange(16)`` and the box ``(0, 0, 2, 2)`` in a single bin::
     10.0
 
 Both reproduce torchvision's CPU kernels (``torchvision.ops.roi_align``/``roi_pool``) in
-value and gradient, including their treatment of boxes outside the map, empty bins and
-boxes with ``x2 < x1`` (see :func:`roi_align`). They are vectorised over boxes and bins; the
-only Python loop is over the images of the batch.
+value and gradient, including their treatment of boxes outside the map, empty bins, ties
+and boxes with ``x2 < x1`` (one documented exception, see :func:`roi_align`). Gradients
+come from autograd; no gradient flows to the boxes, as in torchvision.
 
-**How they are computed, and what dominates.** A bilinear sample is separable: its weight
-on cell ``(h, w)`` is ``a(h) * b(w)``, so the average over a bin's ``grid x grid`` samples
-is ``sum_hw A[i, h] F[h, w] B[j, w]`` with ``A`` the mean of the row weights over the
-grid's rows (``[K, oh, H]``, dense, built with one ``scatter_add``) and ``B`` likewise
-for the columns. ``roi_align`` is then two matrix products per image: ``A @ F`` over the
-rows (``[K * oh, H] @ [H, C * W]``, the dominant cost, ``2 K oh C H W`` flops, and its
-``[K, oh, C, W]`` result the largest tensor) and a batched product with ``B`` over the
-columns. The number of samples only changes ``A`` and ``B``, so ``sampling_ratio=-1`` costs
-the same as ``2``; the backward pass is autograd's two transposed products, about the
-forward's cost again. ``roi_pool`` answers each bin's maximum from a 2-D sparse table (the
-maximum and its position over every ``2^p x 2^q`` window, for the sizes the bins need) by
-four overlapping lookups, ``index_select`` of channel vectors; the table's construction
-and the lookups dominate, and the backward pass is one ``scatter_add`` to the argmax.
+**How they are computed, and what dominates.** Everything is vectorised over boxes and
+bins; the Python loops run over a bounded number of things: box-size classes, the images
+of the batch, and the levels of a table.
+
+A bilinear sample is separable: its weight on cell ``(h, w)`` is ``a(h) * b(w)``, so the
+average over a bin's ``grid_h x grid_w`` samples is ``sum_hw A[i, h] F[h, w] B[j, w]``,
+with ``A[k, i, h]`` the mean over the bin's sample rows of their weights on row ``h``
+(``[K, oh, H]``, built with one ``scatter_add``; it absorbs ``sampling_ratio``, also a
+different grid per box) and ``B`` likewise for the columns. A bin is then ``A_k F B_k^T``,
+two matrix products per box, batched: a box touches only a ``p x q`` patch of the map
+(its cells rounded up to powers of two), so the boxes of one patch size are done together
+-- the patches copied out of the channels-last map (``index_select`` of channel vectors),
+``bmm`` with ``A``, then with ``B``. A box whose patch would cover more than
+:data:`WHOLE_MAP_FRACTION` of the map is done on the whole map instead, with the image's
+other large boxes, as one ``[k * oh, H] @ [H, W * C]`` product. What dominates is moving
+memory, not arithmetic: copying the patches (and, for large boxes, writing the
+``[k, oh, W, C]`` intermediate), then the products, then putting the boxes back in their
+order. The number of samples changes only ``A`` and ``B``, so unlike torchvision's kernel
+the cost does not grow with ``sampling_ratio``; the backward pass is autograd's transposed
+products and an ``index_add`` of the patches.
+
+RoIPool's bins have integer edges, and the maximum over a bin ``[h0, h1) x [w0, w1)`` is
+the maximum of four overlapping windows of ``2^p x 2^q`` cells (``2^p <= h1 - h0 <
+2^(p+1)``), looked up in a 2-D sparse table of every such window's maximum for the sizes
+the bins need. To get the kernel's argmax (the first maximum in row-major order) from a
+plain ``max``, each cell is encoded as one int64 key, its value's rank in the high bits and
+its reversed position in the low bits. The four lookups (``index_select`` of channel
+vectors of keys, ``[K * oh * ow, C]`` int64 each) dominate, then building the table; the
+output is then gathered from the input at the argmax, so autograd's backward pass is one
+``scatter_add`` to exactly the cells the kernel's backward pass writes to.
 """
 
 from __future__ import annotations
@@ -119,6 +136,8 @@ def _rois(input: Tensor, boxes: object) -> Tensor:
         rois = torch.cat([torch.cat(ids), torch.cat(per_image)], dim=1)
     else:
         raise TypeError(f"boxes must be {what}, got {describe(boxes)} ({type(boxes).__name__})")
+    if not bool(torch.isfinite(rois).all()):
+        raise ValueError("boxes must be finite numbers, got NaN or infinite coordinates")
     batch = rois[:, 0]
     bad = (batch != batch.floor()) | (batch < 0) | (batch >= input.shape[0])
     if bool(bad.any()):
