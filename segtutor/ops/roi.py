@@ -141,8 +141,8 @@ def _rois(input: Tensor, boxes: object) -> Tensor:
     batch = rois[:, 0]
     bad = (batch != batch.floor()) | (batch < 0) | (batch >= input.shape[0])
     if bool(bad.any()):
-        raise ValueError(f"the batch indices of boxes must be integers in [0, {input.shape[0]}) "
-                         f"(input's batch), got {batch[bad][:5].tolist()}")
+        raise ValueError(f"the batch index of every box must be an integer in "
+                         f"[0, {input.shape[0]}) (input's batch), got {batch[bad][:5].tolist()}")
     return rois.detach()
 
 
@@ -492,7 +492,7 @@ class RoIAlign(nn.Module):
                  sampling_ratio: int, aligned: bool = False) -> None:
         super().__init__()
         _check_options(output_size, spatial_scale)
-        self.output_size = output_size
+        self.output_size = output_size  # as given, as torchvision's modules keep it
         self.spatial_scale = spatial_scale
         self.sampling_ratio = check_int(sampling_ratio, "sampling_ratio")
         self.aligned = check_bool(aligned, "aligned")
@@ -517,7 +517,7 @@ class RoIPool(nn.Module):
     def __init__(self, output_size: int | tuple[int, int], spatial_scale: float) -> None:
         super().__init__()
         _check_options(output_size, spatial_scale)
-        self.output_size = output_size
+        self.output_size = output_size  # as given, as torchvision's modules keep it
         self.spatial_scale = spatial_scale
 
     def forward(self, input: Tensor, rois: Tensor | Sequence[Tensor]) -> Tensor:
