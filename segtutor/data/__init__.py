@@ -20,7 +20,7 @@ class id) and ``num_classes``.
 from .common import IGNORE_INDEX, check_pair
 from .download import fetch
 from .framed import FRAME_COLOURS, FramedShapes
-from .instances import ShapesInstances, detection_collate, semantic_mask
+from .instances import ShapesInstances, count_regions, detection_collate, semantic_mask
 from .isbi import ISBI2012, default_isbi_root, download_isbi2012
 from .pets import OxfordPets, download_oxford_pets
 from .shapes import Shapes
@@ -52,6 +52,7 @@ __all__ = [
     "ShapesInstances",
     "VOCSegmentation",
     "check_pair",
+    "count_regions",
     "default_isbi_root",
     "detection_collate",
     "download_isbi2012",

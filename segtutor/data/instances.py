@@ -52,7 +52,7 @@ from .shapes import (
     _texture,
 )
 
-__all__ = ["ShapesInstances", "detection_collate", "semantic_mask"]
+__all__ = ["ShapesInstances", "count_regions", "detection_collate", "semantic_mask"]
 
 Target = dict[str, torch.Tensor]
 
@@ -69,9 +69,9 @@ class ShapesInstances(Dataset[tuple[torch.Tensor, Target]]):
             dropping the hidden ones).
         object_size: ``(low, high)``: object sizes as fractions of the shorter side (the
             diameter of the circle of equal area, as in ``Shapes``).
-        touch: probability that an object after the first is a copy of an earlier
-            object's class placed right against it (its centre at the sum of the two
-            radii in a random direction), so that the two touch or overlap.
+        touch: probability that an object after the first takes an earlier object's
+            class and is pushed against it from a random side, so that the two visible
+            masks touch (they form one region of the semantic mask).
         min_area: objects with fewer visible pixels are dropped.
         noise: standard deviation of the Gaussian pixel noise.
 
@@ -151,26 +151,37 @@ class ShapesInstances(Dataset[tuple[torch.Tensor, Target]]):
     def _against(self, rng: np.random.Generator, kind: str, other: np.ndarray) -> np.ndarray:
         """A footprint of ``kind`` pushed against the footprint ``other`` from a random side.
 
-        It starts on ``other``'s centre and moves out along a random direction in half-pixel
-        steps until it no longer overlaps ``other``; it stays one step before that, so the
-        two overlap by a sliver, and the later object, drawn on top, leaves the two visible
-        masks touching.
+        Along a random direction from ``other``'s centre, the farthest position (found by
+        bisection, to a twentieth of a pixel) at which the new footprint still overlaps
+        ``other``: the two overlap by a sliver, and the later object, drawn on top, leaves
+        the two visible masks touching. (Two convex shapes moved apart along a line overlap
+        up to one distance and never after, so the bisection finds it.)
         """
-        footprint_of = _FOOTPRINTS[kind][0]
+        footprint_of, extent = _FOOTPRINTS[kind]
         radius = rng.uniform(*self.object_size) * min(self.size) / 2
         direction, angle = rng.uniform(0, 2 * math.pi, 2)
         ys, xs = np.nonzero(other)
-        start_y, start_x = ys.mean() + 0.5, xs.mean() + 0.5
-        step_y, step_x = 0.5 * math.sin(direction), 0.5 * math.cos(direction)
-        footprint = other
-        for step in range(2 * sum(self.size)):
-            dy = self._yx[0] - np.float32(start_y + step * step_y)
-            dx = self._yx[1] - np.float32(start_x + step * step_x)
-            moved = footprint_of(dy, dx, radius, angle)
-            if not (moved & other).any():
-                break
-            footprint = moved
+        if len(ys) == 0:  # a footprint too small to cover a pixel centre
+            return _random_object(rng, self._yx, self.size, kind, self.object_size)
+        centre_y, centre_x = ys.mean() + 0.5, xs.mean() + 0.5
+        sin, cos = math.sin(direction), math.cos(direction)
+
+        def at(distance: float) -> np.ndarray:
+            dy = self._yx[0] - np.float32(centre_y + distance * sin)
+            dx = self._yx[1] - np.float32(centre_x + distance * cos)
+            return footprint_of(dy, dx, radius, angle)
+
+        near, far = 0.0, extent * (radius + math.sqrt(len(ys) / math.pi)) + 2.0
+        footprint = at(near)
+        while far - near > 0.05:
+            middle = (near + far) / 2
+            moved = at(middle)
+            if (moved & other).any():
+                near, footprint = middle, moved
+            else:
+                far = middle
         return footprint
+
     def semantic(self, index: int) -> torch.Tensor:
         """The semantic mask of item ``index``: ``int64[H, W]``, each pixel its object's class.
 
@@ -180,14 +191,9 @@ class ShapesInstances(Dataset[tuple[torch.Tensor, Target]]):
         _, target = self.render(index)
         return semantic_mask(target, self.size)
 
-    def regions(self, index: int) -> tuple[int, int]:
-        """``(instances, regions)`` of item ``index``: the number of objects, and the number
-        of connected regions (4-connected, per class) of its semantic mask. Fewer regions
-        than instances means same-class instances touch."""
-        _, target = self.render(index)
-        semantic = semantic_mask(target, self.size).numpy()
-        regions = sum(ndimage.label(semantic == label)[1] for label in range(1, self.num_classes))
-        return len(target["labels"]), int(regions)
+    def regions(self, index: int) -> tuple[int, int, int]:
+        """``(instances, regions, merged)`` of item ``index``, see :func:`count_regions`."""
+        return count_regions(self.render(index)[1], self.size)
 
     def __repr__(self) -> str:
         return (f"ShapesInstances(length={self.length}, size={self.size}, seed={self.seed}, "
@@ -201,6 +207,32 @@ def semantic_mask(target: Target, size: tuple[int, int]) -> torch.Tensor:
     for mask, label in zip(target["masks"], target["labels"], strict=True):
         semantic[mask.bool()] = label
     return semantic
+
+
+def count_regions(target: Target, size: tuple[int, int]) -> tuple[int, int, int]:
+    """What the semantic mask of ``target`` keeps of its instances.
+
+    The semantic mask (:func:`semantic_mask`) is cut into connected regions per class
+    (4-connected: pixels sharing an edge, ``scipy.ndimage.label``'s default). Two instances
+    of one class whose visible masks share an edge fall into one region.
+
+    Returns:
+        ``(instances, regions, merged)``: the number of instances, of regions, and of
+        instances that share a region with another instance of their class (an instance
+        that a later object cuts in two has two regions, so ``regions`` alone can hide a
+        merge).
+    """
+    semantic = semantic_mask(target, size).numpy()
+    masks = target["masks"].numpy().astype(bool)
+    labels = target["labels"].numpy()
+    regions = merged = 0
+    for label in range(1, int(semantic.max(initial=0)) + 1):
+        region_of, count = ndimage.label(semantic == label)
+        regions += count
+        members = [set(np.unique(region_of[mask]).tolist()) for mask in masks[labels == label]]
+        for number, own in enumerate(members):
+            merged += any(own & other for k, other in enumerate(members) if k != number)
+    return len(labels), regions, merged
 
 
 def _owners(footprints: Sequence[np.ndarray], size: tuple[int, int]) -> np.ndarray:
