@@ -31,14 +31,12 @@ evaluation a list of dicts with ``boxes``, ``labels``, ``scores`` and ``masks``
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models.detection import MaskRCNN
-from torchvision.models.detection import roi_heads as torchvision_roi_heads
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
@@ -116,29 +114,54 @@ def softmax_mask_inference(mask_logits: Tensor, labels: list[Tensor]) -> list[Te
     return list(picked.split([len(label) for label in labels], dim=0))
 
 
-@contextlib.contextmanager
-def _softmax_masks() -> Iterator[None]:
-    """Swap the two functions torchvision's ``RoIHeads.forward`` calls for the mask branch."""
-    saved = torchvision_roi_heads.maskrcnn_loss, torchvision_roi_heads.maskrcnn_inference
-    torchvision_roi_heads.maskrcnn_loss = softmax_mask_loss
-    torchvision_roi_heads.maskrcnn_inference = softmax_mask_inference
-    try:
-        yield
-    finally:
-        torchvision_roi_heads.maskrcnn_loss, torchvision_roi_heads.maskrcnn_inference = saved
-
-
 class SoftmaxMaskRoIHeads(RoIHeads):
     """torchvision's ``RoIHeads`` with the multinomial mask loss and inference.
 
-    Everything else — sampling, box losses, post-processing, pasting — is torchvision's;
-    only the two mask functions its ``forward`` calls are replaced while it runs
-    (:func:`softmax_mask_loss`, :func:`softmax_mask_inference`).
+    Sampling, box losses and post-processing are torchvision's ``RoIHeads.forward``; its
+    own (sigmoid) mask branch is switched off (:meth:`has_mask` is ``False``) and this
+    class runs the same branch after it -- the same RoIs (the positive samples in training,
+    the detections at inference), pooler, head and predictor -- with
+    :func:`softmax_mask_loss` and :func:`softmax_mask_inference` in place of torchvision's
+    ``maskrcnn_loss`` and ``maskrcnn_inference``.
     """
 
-    def forward(self, *args, **kwargs):  # noqa: D102 - torchvision's signature
-        with _softmax_masks():
-            return super().forward(*args, **kwargs)
+    def has_mask(self) -> bool:
+        """``False``: torchvision's sigmoid mask branch never runs (``forward`` runs this one)."""
+        return False
+
+    def select_training_samples(self, proposals: list[Tensor], targets: list[dict[str, Tensor]]
+                                ) -> tuple[list[Tensor], list[Tensor], list[Tensor], list[Tensor]]:
+        """torchvision's sampling, kept for the mask branch (which trains on the positives)."""
+        self._samples = super().select_training_samples(proposals, targets)
+        return self._samples
+
+    def forward(self, features: dict[str, Tensor], proposals: list[Tensor],
+                image_shapes: list[tuple[int, int]],
+                targets: list[dict[str, Tensor]] | None = None
+                ) -> tuple[list[dict[str, Tensor]], dict[str, Tensor]]:
+        """torchvision's box branch, then the multinomial mask branch."""
+        result, losses = super().forward(features, proposals, image_shapes, targets)
+        if self.training:
+            sampled, matched, labels, _ = self._samples
+            del self._samples
+            positive = [torch.where(label > 0)[0] for label in labels]
+            boxes = [rois[keep] for rois, keep in zip(sampled, positive, strict=True)]
+        else:
+            boxes = [detections["boxes"] for detections in result]
+        logits = self.mask_predictor(self.mask_head(self.mask_roi_pool(features, boxes,
+                                                                       image_shapes)))
+        if self.training:
+            assert targets is not None  # torchvision's sampling has refused None already
+            losses["loss_mask"] = softmax_mask_loss(
+                logits, boxes, [target["masks"] for target in targets],
+                [target["labels"] for target in targets],
+                [match[keep] for match, keep in zip(matched, positive, strict=True)])
+        else:
+            labels = [detections["labels"] for detections in result]
+            for detections, masks in zip(result, softmax_mask_inference(logits, labels),
+                                         strict=True):
+                detections["masks"] = masks
+        return result, losses
 
 
 def _pooler(kind: str, output_size: int) -> MultiScaleRoIAlign:
