@@ -362,25 +362,31 @@ def _levels(first: Tensor, stop: Tensor) -> Tensor:
 _POSITION = 2**32 - 1
 
 
-def _order_keys(input: Tensor) -> Tensor:
-    """int64 keys ``[N, H, W, C]`` that order the cells as RoIPool's kernel chooses them.
+def _comparable(input: Tensor) -> Tensor:
+    """A channels-last copy ``[N, H, W, C]`` of ``input`` in which NaN is ``-inf`` (the kernel
+    never picks a NaN) and ``-0.0`` is ``0.0`` (equal values, so the first one wins)."""
+    value = input.detach().permute(0, 2, 3, 1).clone(memory_format=torch.contiguous_format)
+    return value.nan_to_num_(nan=float("-inf"), posinf=float("inf"),
+                             neginf=float("-inf")).add_(0.0)
+
+
+def _order_keys(value: Tensor) -> Tensor:
+    """int64 keys ``[N, H, W, C]`` that order the cells of ``value`` (:func:`_comparable`'s)
+    as RoIPool's kernel chooses them.
 
     A larger value has a larger key; among equal values the first cell in row-major order
-    has the larger key, because the kernel keeps the first maximum it meets (``>``). NaN
-    counts as ``-inf`` (the kernel never picks it) and ``-0.0`` as ``0.0``. The high 32 bits
-    rank the value (its float32 bits made monotonic, or for float64 its rank among the
-    distinct values), the low 32 bits hold ``_POSITION - h * W - w``.
+    has the larger key, because the kernel keeps the first maximum it meets (``>``). The
+    high 32 bits rank the value (its float32 bits made monotonic, or for float64 its rank
+    among the distinct values), the low 32 bits hold ``_POSITION - h * W - w``.
     """
-    images, _, height, width = input.shape
-    value = input.detach().permute(0, 2, 3, 1)
-    value = torch.where(torch.isnan(value), float("-inf"), value).contiguous() + 0.0
+    height, width = value.shape[1:3]
     if value.element_size() <= 4:
-        bits = value.float().view(torch.int32)
-        rank = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits).long()
+        key = value.float().view(torch.int32).long()
+        key ^= (key >> 31) & 0x7FFFFFFF  # negative floats: larger magnitude, smaller key
     else:
-        rank = torch.unique(value, return_inverse=True)[1]
-    position = torch.arange(height * width, device=input.device).view(height, width, 1)
-    return rank * 2**32 + (_POSITION - position)
+        key = torch.unique(value, return_inverse=True)[1]
+    position = torch.arange(height * width, device=value.device).view(height, width, 1)
+    return key.mul_(2**32).add_(_POSITION - position)
 
 
 def _max_table(keys: Tensor, levels_h: int, levels_w: int) -> Tensor:
@@ -390,26 +396,24 @@ def _max_table(keys: Tensor, levels_h: int, levels_w: int) -> Tensor:
     window whose top-left cell is ``(h, w)`` at ``[q, p, n, h, w]``. A window that would
     leave the map keeps a smaller window's maximum: no bin asks for it.
     """
-    tables = []
+    table = keys.new_empty(levels_w, levels_h, *keys.shape)
+    table[0, 0] = keys
     for q in range(levels_w):
-        if q:
-            keys = _merge(keys, 2 ** (q - 1), dim=2)
-        column = keys
         for p in range(levels_h):
-            if p:
-                column = _merge(column, 2 ** (p - 1), dim=1)
-            tables.append(column)
-    return torch.stack(tables).view(levels_w, levels_h, *keys.shape)
+            if p:     # from the window half as high, and the one 2^(p-1) rows below it
+                _merge(table[q, p - 1], table[q, p], 2 ** (p - 1), dim=1)
+            elif q:   # from the window half as wide, and the one 2^(q-1) columns right of it
+                _merge(table[q - 1, 0], table[q, 0], 2 ** (q - 1), dim=2)
+    return table
 
 
-def _merge(keys: Tensor, step: int, dim: int) -> Tensor:
-    """Each window merged with the one ``step`` cells later along ``dim``."""
-    merged = keys.clone()
+def _merge(keys: Tensor, out: Tensor, step: int, dim: int) -> None:
+    """``out``: each window of ``keys`` merged with the one ``step`` cells later along ``dim``."""
     size = keys.shape[dim]
-    if step < size:
-        merged.narrow(dim, 0, size - step).copy_(torch.maximum(
-            keys.narrow(dim, 0, size - step), keys.narrow(dim, step, size - step)))
-    return merged
+    kept = max(size - step, 0)
+    torch.maximum(keys.narrow(dim, 0, kept), keys.narrow(dim, size - kept, kept),
+                  out=out.narrow(dim, 0, kept))
+    out.narrow(dim, kept, size - kept).copy_(keys.narrow(dim, kept, size - kept))
 
 
 def roi_pool(input: Tensor, boxes: Tensor | list[Tensor], output_size: int | tuple[int, int],
@@ -448,33 +452,37 @@ def roi_pool(input: Tensor, boxes: Tensor | list[Tensor], output_size: int | tup
     top, bottom = _pool_bins(corners[:, 1], corners[:, 3], oh, height, dtype)   # [K, oh]
     left, right = _pool_bins(corners[:, 0], corners[:, 2], ow, width, dtype)    # [K, ow]
     empty = ((bottom <= top)[:, :, None] | (right <= left)[:, None, :]).view(-1, 1)
-    cells = _channels_last(input)
     batch = rois[:, 0].long()
-    if len(rois):
-        level_h, level_w = _levels(top, bottom), _levels(left, right)
-        levels_h, levels_w = int(level_h.max()) + 1, int(level_w.max()) + 1
-        table = _max_table(_order_keys(input), levels_h, levels_w).view(-1, channels)
-        # the two overlapping windows of 2^level cells that cover a bin, on each axis
-        row = torch.stack([top, bottom - 2 ** level_h]).clamp(0, height - 1)    # [2, K, oh]
-        col = torch.stack([left, right - 2 ** level_w]).clamp(0, width - 1)     # [2, K, ow]
-        level = (level_w[:, None, :] * levels_h + level_h[:, :, None]) * images + batch[:, None, None]
-        entry = ((level * height + row[:, None, :, :, None]) * width
-                 + col[None, :, :, None, :]).view(4, -1)                       # [4, K*oh*ow]
-        best = table.index_select(0, entry[0])
-        other = torch.empty_like(best)
-        for rows in entry[1:]:
-            torch.maximum(best, torch.index_select(table, 0, rows, out=other), out=best)
+    if not len(rois):  # (still a function of input, for autograd)
+        return _channels_last(input)[:0].view(0, channels, 1, 1).expand(0, channels, oh, ow)
+    level_h, level_w = _levels(top, bottom), _levels(left, right)
+    levels_h, levels_w = int(level_h.max()) + 1, int(level_w.max()) + 1
+    # the kernel's argmax is needed for the gradient only; without one, the maxima will do
+    argmax = input.requires_grad and torch.is_grad_enabled()
+    table = _comparable(input)
+    table = _max_table(_order_keys(table) if argmax else table, levels_h, levels_w)
+    table = table.view(-1, channels)
+    # the two overlapping windows of 2^level cells that cover a bin, on each axis
+    row = torch.stack([top, bottom - 2 ** level_h]).clamp(0, height - 1)        # [2, K, oh]
+    col = torch.stack([left, right - 2 ** level_w]).clamp(0, width - 1)         # [2, K, ow]
+    level = (level_w[:, None, :] * levels_h + level_h[:, :, None]) * images + batch[:, None, None]
+    entry = ((level * height + row[:, None, :, :, None]) * width
+             + col[None, :, :, None, :]).view(4, -1)                           # [4, K*oh*ow]
+    best = table.index_select(0, entry[0])
+    other = torch.empty_like(best)
+    for rows in entry[1:]:
+        torch.maximum(best, torch.index_select(table, 0, rows, out=other), out=best)
+    if argmax:
+        # the value is gathered from the input at the argmax, so that autograd sends the
+        # gradient there and only there
         position = best.bitwise_and_(_POSITION).neg_()  # in place: [K * oh * ow, C] is large
-    else:
-        position = batch.new_zeros(0, channels)
-    position += (_POSITION + batch * (height * width)).repeat_interleave(oh * ow)[:, None]
-    # the value is gathered from the input, so that autograd sends the gradient to the
-    # argmax and only there; an empty bin gives 0, a bin of NaN or values <= -FLT_MAX gives
-    # -FLT_MAX, both without gradient
-    picked = cells.gather(0, position)
+        position += (_POSITION + batch * (height * width)).repeat_interleave(oh * ow)[:, None]
+        best = _channels_last(input).gather(0, position)
+    # an empty bin gives 0, a bin of NaN or values <= -FLT_MAX gives -FLT_MAX, both
+    # without gradient
     lowest = max(_LOWEST, torch.finfo(dtype).min)
-    keep = (picked > lowest).logical_and_(~empty)
-    picked = torch.where(keep, picked, torch.where(empty, 0.0, lowest).to(dtype))
+    keep = (best > lowest).logical_and_(~empty)
+    picked = torch.where(keep, best, torch.where(empty, 0.0, lowest).to(dtype))
     return picked.view(len(rois), oh, ow, channels).permute(0, 3, 1, 2).contiguous()
 
 
