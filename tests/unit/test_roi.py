@@ -156,3 +156,99 @@ def test_bad_inputs_are_refused():
         roi_align(x, good, 2, 1.0, 1.5)
     with pytest.raises(TypeError, match="aligned"):
         roi_align(x, good, 2, 1.0, 2, 1)
+
+
+# ------------------------------------------------------------------ ties, NaN, size classes
+
+
+@pytest.mark.parametrize("grad", [True, False])
+def test_roi_pool_ties_nan_and_inf_as_the_kernel(grad):
+    # integer values: many equal maxima; the kernel keeps the first in row-major order and
+    # sends the gradient there; it never picks NaN and starts from -FLT_MAX. Without a
+    # gradient segtutor takes the maxima alone (no argmax), so both paths are compared.
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randint(-2, 3, (2, 4, 9, 11), generator=generator).float()
+    x[:, 1, :3] = float("nan")
+    x[:, 2] = float("-inf")
+    x[:, 3, 4:] = -0.0
+    rois = random_rois(generator, 24, 2, 11, torch.float32)
+    for output in OUTPUTS:
+        ours_in = x.clone().requires_grad_(grad)
+        theirs_in = x.clone().requires_grad_(grad)
+        ours = roi_pool(ours_in, rois, output)
+        theirs = tv.roi_pool(theirs_in, rois, output)
+        torch.testing.assert_close(ours, theirs, atol=0, rtol=0)
+        if grad:
+            weights = torch.randn(theirs.shape, generator=generator)
+            (ours * weights).sum().backward()
+            (theirs * weights).sum().backward()
+            torch.testing.assert_close(ours_in.grad, theirs_in.grad, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_many_box_sizes_on_a_larger_map(dtype):
+    # boxes from one cell to the whole map, on three images in mixed order: every patch
+    # size class of roi_align and its whole-map products, and several table levels of
+    # roi_pool
+    generator = torch.Generator().manual_seed(4)
+    x = torch.randn(3, 6, 40, 48, generator=generator, dtype=dtype)
+    sides = torch.exp(torch.rand(60, 2, generator=generator, dtype=torch.float64) * 5) - 0.5
+    corners = torch.rand(60, 2, generator=generator, dtype=torch.float64) * 50 - 5
+    batch = torch.randint(3, (60, 1), generator=generator).double()
+    rois = torch.cat([batch, corners, corners + sides], 1).to(dtype)
+    tolerance = 1e-5 if dtype == torch.float32 else 1e-10
+    for output, ratio in (((7, 7), 2), ((14, 14), -1), ((3, 5), 1)):
+        for ours_fn, theirs_fn, options in ((roi_align, tv.roi_align, (1.0, ratio, False)),
+                                            (roi_pool, tv.roi_pool, (1.0,))):
+            ours_in = x.clone().requires_grad_(True)
+            theirs_in = x.clone().requires_grad_(True)
+            ours = ours_fn(ours_in, rois, output, *options)
+            theirs = theirs_fn(theirs_in, rois, output, *options)
+            torch.testing.assert_close(ours, theirs, atol=tolerance, rtol=0)
+            weights = torch.randn(theirs.shape, generator=generator, dtype=dtype)
+            (ours * weights).sum().backward()
+            (theirs * weights).sum().backward()
+            torch.testing.assert_close(ours_in.grad, theirs_in.grad, atol=10 * tolerance, rtol=0)
+
+
+def test_reversed_box_aligned_adaptive_gives_zeros_where_torchvision_raises():
+    # aligned=True keeps a negative size; with sampling_ratio <= 0 the grid is
+    # ceil(negative) <= 0 samples: zeros here, a failed allocation in torchvision's kernel
+    x = torch.randn(1, 2, 8, 8)
+    rois = torch.tensor([[0.0, 6.0, 1.0, 1.0, 7.0]])  # x2 < x1 by 5 cells
+    assert torch.equal(roi_align(x, rois, 2, 1.0, -1, True), torch.zeros(1, 2, 2, 2))
+    with pytest.raises((RuntimeError, ValueError)):
+        tv.roi_align(x, rois, 2, 1.0, -1, True)
+    # with a fixed grid the bins run backwards from x1, as in torchvision
+    torch.testing.assert_close(roi_align(x, rois, 2, 1.0, 2, True),
+                               tv.roi_align(x, rois, 2, 1.0, 2, True), atol=1e-6, rtol=0)
+
+
+def test_more_bad_inputs_are_refused():
+    x = torch.randn(1, 3, 8, 8)
+    good = torch.tensor([[0.0, 1, 1, 4, 4]])
+    for fn in (roi_align, roi_pool):
+        with pytest.raises(TypeError, match="floating-point"):
+            fn(torch.zeros(1, 3, 8, 8, dtype=torch.long), good, 2)
+        with pytest.raises(ValueError, match="non-empty map"):
+            fn(torch.randn(1, 3, 0, 8), good, 2)
+        with pytest.raises(TypeError, match="boxes must be a Tensor"):
+            fn(x, "boxes", 2)
+        with pytest.raises(TypeError, match="boxes must have input's dtype"):
+            fn(x, good.double(), 2)
+        with pytest.raises(ValueError, match="boxes must be on input's device"):
+            fn(x, good.to("meta"), 2)
+        with pytest.raises(ValueError, match=r"boxes\[0\] must be 2-D"):
+            fn(x, [torch.zeros(4)], 2)
+        with pytest.raises(ValueError, match="finite"):
+            fn(x, torch.tensor([[0.0, 1, float("nan"), 4, 4]]), 2)
+        with pytest.raises(TypeError, match="output_size"):
+            fn(x, good, 2.0)
+        with pytest.raises(TypeError, match="spatial_scale"):
+            fn(x, good, 2, "1")
+    with pytest.raises(ValueError, match="spatial_scale"):
+        RoIAlign(2, 0.0, 2)
+    with pytest.raises(TypeError, match="sampling_ratio"):
+        RoIAlign(2, 1.0, None)
+    with pytest.raises(ValueError, match="output_size"):
+        RoIPool((2, 0), 1.0)
