@@ -1,7 +1,10 @@
 """Pictures: the VOC palette, mask overlays, prediction grids and training curves.
 
 Diagrams of convolution arithmetic live in :mod:`segtutor.viz.diagrams`; the interactive
-widgets (which also work in the static HTML site) in :mod:`segtutor.viz.widgets`.
+widgets (which also work in the static HTML site) in :mod:`segtutor.viz.widgets`,
+:mod:`segtutor.viz.receptive_widget` and :mod:`segtutor.viz.roi_widget`
+(:class:`RoIExplorer`, RoIPool versus RoIAlign, whose static figure is
+:func:`plot_roi_quantisation`).
 """
 
 from .plots import (
@@ -14,13 +17,18 @@ from .plots import (
     show_predictions,
     voc_palette,
 )
+from .roi import RoIFigure, plot_roi_quantisation
+from .roi_widget import RoIExplorer
 from .source import show_source
 
 __all__ = [
     "IGNORE_INDEX",
+    "RoIExplorer",
+    "RoIFigure",
     "colorize",
     "overlay",
     "plot_history",
+    "plot_roi_quantisation",
     "show_image",
     "show_mask",
     "show_predictions",
