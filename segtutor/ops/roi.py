@@ -479,10 +479,15 @@ def roi_pool(input: Tensor, boxes: Tensor | list[Tensor], output_size: int | tup
         position += (_POSITION + batch * (height * width)).repeat_interleave(oh * ow)[:, None]
         best = _channels_last(input).gather(0, position)
     # an empty bin gives 0, a bin of NaN or values <= -FLT_MAX gives -FLT_MAX, both
-    # without gradient
+    # without gradient (both are rare: the masks are applied only where they occur)
     lowest = max(_LOWEST, torch.finfo(dtype).min)
-    keep = (best > lowest).logical_and_(~empty)
-    picked = torch.where(keep, best, torch.where(empty, 0.0, lowest).to(dtype))
+    if not argmax:
+        best.clamp_(min=lowest)  # the maxima: NaN is -inf already
+    else:
+        low = ~(best > lowest)
+        if bool(low.any()):
+            best = torch.where(low, lowest, best)
+    picked = best.masked_fill(empty, 0.0) if bool(empty.any()) else best
     return picked.view(len(rois), oh, ow, channels).permute(0, 3, 1, 2).contiguous()
 
 
