@@ -56,6 +56,9 @@ __all__ = ["ShapesInstances", "count_regions", "detection_collate", "semantic_ma
 
 Target = dict[str, torch.Tensor]
 
+# Draws of a placement (a free object's position, a pushed object's direction) before giving up.
+_TRIES = 8
+
 
 class ShapesInstances(Dataset[tuple[torch.Tensor, Target]]):
     """Images of several circles, squares and triangles, with one mask per instance.
@@ -71,7 +74,13 @@ class ShapesInstances(Dataset[tuple[torch.Tensor, Target]]):
             diameter of the circle of equal area, as in ``Shapes``).
         touch: probability that an object after the first takes an earlier object's
             class and is pushed against it from a random side, so that the two visible
-            masks touch (they form one region of the semantic mask).
+            masks touch (they form one region of the semantic mask). It is pushed from up
+            to eight random sides until it lands inside the image (and obeys ``overlap``);
+            else it is placed as the others are.
+        overlap: an object is redrawn (up to eight times; a pushed one from another side)
+            while it covers more than this fraction of its area of earlier objects; so
+            occlusion happens (later objects hide parts of earlier ones) but rarely leaves
+            an object a thin crescent. ``1.0``: no redrawing, as in ``Shapes``.
         min_area: objects with fewer visible pixels are dropped.
         noise: standard deviation of the Gaussian pixel noise.
 
@@ -93,7 +102,8 @@ class ShapesInstances(Dataset[tuple[torch.Tensor, Target]]):
     def __init__(self, length: int = 1000, size: int | tuple[int, int] = 64, seed: int = 0, *,
                  num_instances: tuple[int, int] = (2, 5),
                  object_size: tuple[float, float] = (0.25, 0.45),
-                 touch: float = 0.5, min_area: int = 30, noise: float = 0.05) -> None:
+                 touch: float = 0.5, overlap: float = 0.2, min_area: int = 30,
+                 noise: float = 0.05) -> None:
         self.length = check_non_negative_int(length, "length")
         self.size = check_int_pair(size, "size", minimum=MIN_SIZE)
         self.seed = check_non_negative_int(seed, "seed")
@@ -102,6 +112,7 @@ class ShapesInstances(Dataset[tuple[torch.Tensor, Target]]):
         self.object_size = check_interval(object_size, "object_size", minimum=0,
                                           strict_minimum=True, maximum=1)
         self.touch = check_probability(touch, "touch")
+        self.overlap = check_probability(overlap, "overlap")
         self.min_area = check_int(min_area, "min_area", minimum=1)
         self.noise = check_number(noise, "noise", minimum=0)
         self._yx = _pixel_centres(self.size)
@@ -123,14 +134,17 @@ class ShapesInstances(Dataset[tuple[torch.Tensor, Target]]):
         background = _texture(rng, self._yx, self.size)
         avoid = background.mean(axis=(1, 2))
         objects: list[tuple[int, np.ndarray, np.ndarray]] = []  # label, footprint, texture
+        occupied = np.zeros(self.size, dtype=bool)
         for number in range(rng.integers(self.num_instances[0], self.num_instances[1] + 1)):
+            footprint = None
             if number > 0 and rng.random() < self.touch:
                 label, other = objects[int(rng.integers(number))][:2]
-                footprint = self._against(rng, self.classes[label], other)
+                footprint = self._against(rng, self.classes[label], other, occupied)
             else:
                 label = int(rng.integers(1, self.num_classes))
-                footprint = _random_object(rng, self._yx, self.size, self.classes[label],
-                                           self.object_size)
+            if footprint is None:
+                footprint = self._free(rng, self.classes[label], occupied)
+            occupied = occupied | footprint
             objects.append((label, footprint, _texture(rng, self._yx, self.size, avoid=avoid)))
         # An object that later ones hide (all but min_area pixels) is left out of the image
         # too, not only out of the targets; leaving it out only uncovers the others.
@@ -148,39 +162,67 @@ class ShapesInstances(Dataset[tuple[torch.Tensor, Target]]):
         labels = np.array([label for label, _, _ in objects], dtype=np.int64)
         return torch.from_numpy(image), _target(masks, labels, index)
 
-    def _against(self, rng: np.random.Generator, kind: str, other: np.ndarray) -> np.ndarray:
-        """A footprint of ``kind`` pushed against the footprint ``other`` from a random side.
+    def _free(self, rng: np.random.Generator, kind: str, occupied: np.ndarray) -> np.ndarray:
+        """A footprint of ``kind`` anywhere (``Shapes``' placement), redrawn up to
+        ``_TRIES`` times while it covers more than ``overlap`` of its area of ``occupied``."""
+        for _ in range(_TRIES):
+            footprint = _random_object(rng, self._yx, self.size, kind, self.object_size)
+            if (footprint & occupied).sum() <= self.overlap * footprint.sum():
+                break
+        return footprint
+
+    def _against(self, rng: np.random.Generator, kind: str, other: np.ndarray,
+                 occupied: np.ndarray) -> np.ndarray | None:
+        """A footprint of ``kind`` pushed against the footprint ``other``, or ``None``.
 
         Along a random direction from ``other``'s centre, the farthest position (found by
-        bisection, to a twentieth of a pixel) at which the new footprint still overlaps
+        bisection, to a tenth of a pixel) at which the new footprint still overlaps
         ``other``: the two overlap by a sliver, and the later object, drawn on top, leaves
         the two visible masks touching. (Two convex shapes moved apart along a line overlap
-        up to one distance and never after, so the bisection finds it.)
+        up to one distance and never after, so the bisection finds it.) A direction that
+        leaves part of the object outside the image, or covers more than ``overlap`` of
+        its area of the ``occupied`` pixels (other than ``other``'s), is redrawn, up to ``_TRIES`` times; ``None``
+        if none fits.
         """
         footprint_of, extent = _FOOTPRINTS[kind]
         radius = rng.uniform(*self.object_size) * min(self.size) / 2
-        direction, angle = rng.uniform(0, 2 * math.pi, 2)
+        angle = rng.uniform(0, 2 * math.pi)
         ys, xs = np.nonzero(other)
         if len(ys) == 0:  # a footprint too small to cover a pixel centre
-            return _random_object(rng, self._yx, self.size, kind, self.object_size)
+            return None
         centre_y, centre_x = ys.mean() + 0.5, xs.mean() + 0.5
-        sin, cos = math.sin(direction), math.cos(direction)
+        other_radius = math.sqrt(len(ys) / math.pi)
+        margin = extent * radius
+        height, width = self.size
 
-        def at(distance: float) -> np.ndarray:
-            dy = self._yx[0] - np.float32(centre_y + distance * sin)
-            dx = self._yx[1] - np.float32(centre_x + distance * cos)
-            return footprint_of(dy, dx, radius, angle)
+        def inside(distance: float, sin: float, cos: float, slack: float = 0.0) -> bool:
+            y, x = centre_y + distance * sin, centre_x + distance * cos
+            return (margin - slack <= y <= height - margin + slack
+                    and margin - slack <= x <= width - margin + slack)
 
-        near, far = 0.0, extent * (radius + math.sqrt(len(ys) / math.pi)) + 2.0
-        footprint = at(near)
-        while far - near > 0.05:
-            middle = (near + far) / 2
-            moved = at(middle)
-            if (moved & other).any():
-                near, footprint = middle, moved
-            else:
-                far = middle
-        return footprint
+        for direction in rng.uniform(0, 2 * math.pi, _TRIES):
+            sin, cos = math.sin(direction), math.cos(direction)
+            # two discs of these areas touch at the sum of their radii; other shapes near it
+            if not inside(radius + other_radius, sin, cos, slack=(extent - 1) * radius + 2):
+                continue
+
+            def at(distance: float, sin: float = sin, cos: float = cos) -> np.ndarray:
+                dy = self._yx[0] - np.float32(centre_y + distance * sin)
+                dx = self._yx[1] - np.float32(centre_x + distance * cos)
+                return footprint_of(dy, dx, radius, angle)
+
+            near, far, footprint = 0.0, extent * (radius + other_radius) + 2.0, at(0.0)
+            while far - near > 0.1:
+                middle = (near + far) / 2
+                moved = at(middle)
+                if (moved & other).any():
+                    near, footprint = middle, moved
+                else:
+                    far = middle
+            hidden = footprint & occupied & ~other  # the sliver over ``other`` is the point
+            if inside(near, sin, cos) and hidden.sum() <= self.overlap * footprint.sum():
+                return footprint
+        return None
 
     def semantic(self, index: int) -> torch.Tensor:
         """The semantic mask of item ``index``: ``int64[H, W]``, each pixel its object's class.
@@ -198,7 +240,8 @@ class ShapesInstances(Dataset[tuple[torch.Tensor, Target]]):
     def __repr__(self) -> str:
         return (f"ShapesInstances(length={self.length}, size={self.size}, seed={self.seed}, "
                 f"num_instances={self.num_instances}, object_size={self.object_size}, "
-                f"touch={self.touch}, min_area={self.min_area}, noise={self.noise})")
+                f"touch={self.touch}, overlap={self.overlap}, min_area={self.min_area}, "
+                f"noise={self.noise})")
 
 
 def semantic_mask(target: Target, size: tuple[int, int]) -> torch.Tensor:

@@ -57,6 +57,18 @@ ROI_POOLERS = ("torchvision", "align", "pool")
 MASK_LOSSES = ("sigmoid", "softmax")
 
 
+def _check_sizes(value: object, name: str) -> None:
+    """A non-empty sequence of positive ints (``TypeError`` for another type, ``ValueError``
+    for an empty one; each entry checked as ``name[i]``)."""
+    what = "a non-empty sequence of positive ints"
+    if not isinstance(value, Sequence) or isinstance(value, str):
+        raise TypeError(f"{name} must be {what}, got {describe(value)} ({type(value).__name__})")
+    if not value:
+        raise ValueError(f"{name} must be {what}, got {describe(value)}")
+    for index, entry in enumerate(value):
+        check_positive_int(entry, f"{name}[{index}]")
+
+
 class SmallBackbone(nn.Sequential):
     """Stages of two 3 x 3 ``conv_bn_relu`` blocks, a 2 x 2 max pooling between stages.
 
@@ -65,9 +77,7 @@ class SmallBackbone(nn.Sequential):
     """
 
     def __init__(self, widths: Sequence[int] = (32, 64, 128), in_channels: int = 3) -> None:
-        if not isinstance(widths, Sequence) or not widths:
-            raise TypeError(f"widths must be a non-empty sequence of positive ints, got "
-                            f"{describe(widths)}")
+        _check_sizes(widths, "widths")
         layers: list[nn.Module] = []
         previous = check_positive_int(in_channels, "in_channels")
         for stage, width in enumerate(widths):
@@ -140,6 +150,9 @@ class SoftmaxMaskRoIHeads(RoIHeads):
                 targets: list[dict[str, Tensor]] | None = None
                 ) -> tuple[list[dict[str, Tensor]], dict[str, Tensor]]:
         """torchvision's box branch, then the multinomial mask branch."""
+        if self.training and targets is not None and not all("masks" in t for t in targets):
+            # torchvision's own check, which it skips since has_mask() is False
+            raise ValueError("Every element of targets should have a masks key")
         result, losses = super().forward(features, proposals, image_shapes, targets)
         if self.training:
             sampled, matched, labels, _ = self._samples
@@ -216,11 +229,7 @@ def mask_rcnn(*, num_classes: int = 4, image_size: int = 64,
                         ("box_batch_size_per_image", box_batch_size_per_image),
                         ("box_detections_per_img", box_detections_per_img)):
         check_positive_int(value, name)
-    if not isinstance(anchor_sizes, Sequence) or not anchor_sizes:
-        raise TypeError(f"anchor_sizes must be a non-empty sequence of positive ints, got "
-                        f"{describe(anchor_sizes)}")
-    for index, size in enumerate(anchor_sizes):
-        check_positive_int(size, f"anchor_sizes[{index}]")
+    _check_sizes(anchor_sizes, "anchor_sizes")
 
     backbone = SmallBackbone(widths)
     channels = backbone.out_channels
