@@ -15,13 +15,15 @@ gradient of a random weighting of the output, to the feature map) of
 ``torchvision.ops`` and of ``segtutor.ops`` with :func:`segtutor.bench.median_seconds`.
 The CSV (``benchmarks/results/roi_ops.csv`` by default) has one row per operator, output
 and pass, with the milliseconds of both and their ratio (segtutor / torchvision); it starts
-with comment lines naming the machine, the date and the command; ``--out -`` prints it only.
+with comment lines naming the machine, the date, the command and the machine's load average
+(at the start and the end); ``--out -`` prints it only.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import shlex
 import sys
 from collections.abc import Callable
@@ -86,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     cells = IMAGE_SIZE // STRIDE
     features = torch.randn(1, args.channels, cells, cells, generator=generator)
     rois = random_rois(args.rois, generator)
+    load = [os.getloadavg()[0]]
     rows = []
     for name, function, kwargs in OPERATORS:
         for output in args.outputs:
@@ -100,8 +103,11 @@ def main(argv: list[str] | None = None) -> None:
                              "segtutor_ms": round(ms["segtutor"], 2),
                              "ratio": round(ms["segtutor"] / ms["torchvision"], 2)})
                 print(", ".join(f"{k}={v}" for k, v in rows[-1].items()), flush=True)
+    load.append(os.getloadavg()[0])
+    note = (f"load average (1 min) {load[0]:.1f} at the start, {load[1]:.1f} at the end: other "
+            "work on the machine slows both libraries; the ratio is the figure to read")
     write_results(args.out, rows, FIELDS, "python benchmarks/roi_ops.py "
-                  + shlex.join(sys.argv[1:] if argv is None else argv))
+                  + shlex.join(sys.argv[1:] if argv is None else argv), comments=[note])
     print(summary(rows))
 
 

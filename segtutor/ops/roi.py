@@ -487,8 +487,9 @@ def roi_pool(input: Tensor, boxes: Tensor | list[Tensor], output_size: int | tup
         low = ~(best > lowest)
         if bool(low.any()):
             best = torch.where(low, lowest, best)
-    picked = best.masked_fill(empty, 0.0) if bool(empty.any()) else best
-    return picked.view(len(rois), oh, ow, channels).permute(0, 3, 1, 2).contiguous()
+    if bool(empty.any()):
+        best.masked_fill_(empty, 0.0)  # in place: nothing saved for backward reads it
+    return best.view(len(rois), oh, ow, channels).permute(0, 3, 1, 2).contiguous()
 
 
 # --------------------------------------------------------------------------- modules
