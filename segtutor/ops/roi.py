@@ -61,7 +61,7 @@ two matrix products per box, batched: a box touches only a ``p x q`` patch of th
 (its cells rounded up to powers of two), so the boxes of one patch size are done together
 -- the patches copied out of the channels-last map (``index_select`` of channel vectors),
 ``bmm`` with ``A``, then with ``B``. A box whose patch would cover more than
-:data:`WHOLE_MAP_FRACTION` of the map is done on the whole map instead, with the image's
+half the map (``_WHOLE_MAP_FRACTION``) is done on the whole map instead, with the image's
 other large boxes, as one ``[k * oh, H] @ [H, W * C]`` product. What dominates is moving
 memory, not arithmetic: copying the patches (and, for large boxes, writing the
 ``[k, oh, W, C]`` intermediate), then the products, then putting the boxes back in their
@@ -74,10 +74,11 @@ the maximum of four overlapping windows of ``2^p x 2^q`` cells (``2^p <= h1 - h0
 2^(p+1)``), looked up in a 2-D sparse table of every such window's maximum for the sizes
 the bins need. To get the kernel's argmax (the first maximum in row-major order) from a
 plain ``max``, each cell is encoded as one int64 key, its value's rank in the high bits and
-its reversed position in the low bits. The four lookups (``index_select`` of channel
-vectors of keys, ``[K * oh * ow, C]`` int64 each) dominate, then building the table; the
-output is then gathered from the input at the argmax, so autograd's backward pass is one
-``scatter_add`` to exactly the cells the kernel's backward pass writes to.
+its reversed position in the low bits; the output is then gathered from the input at the
+argmax, so autograd's backward pass is one ``scatter_add`` to exactly the cells the
+kernel's backward pass writes to. Without a gradient to compute, the table holds the
+values themselves (half the bytes, no keys, no gather). The four lookups (``index_select``
+of channel vectors, ``[K * oh * ow, C]`` each) dominate, then building the table.
 """
 
 from __future__ import annotations
@@ -187,7 +188,7 @@ def _power_of_two_at_least(x: Tensor) -> Tensor:
 #: A box whose patch (its cells rounded up to ``2^a x 2^b``) covers more than this fraction
 #: of the map is pooled from the whole map, with the image's other large boxes in one
 #: matrix product, instead of from a patch copied out of it.
-WHOLE_MAP_FRACTION = 0.5
+_WHOLE_MAP_FRACTION = 0.5
 
 
 def _axis_weights(start: Tensor, length: Tensor, bins: int, grid: Tensor, size: int) -> Tensor:
@@ -307,7 +308,7 @@ def roi_align(input: Tensor, boxes: Tensor | list[Tensor], output_size: int | tu
     first_col, col_span = _support(cols)
     p = _power_of_two_at_least(row_span).clamp(max=height)
     q = _power_of_two_at_least(col_span).clamp(max=width)
-    patched = p * q <= WHOLE_MAP_FRACTION * height * width
+    patched = p * q <= _WHOLE_MAP_FRACTION * height * width
     group = torch.where(patched, p * (width + 1) + q, -1)
     parts, index = [cells[:0].view(0, channels, 1, 1).expand(0, channels, oh, ow)], [batch[:0]]
     for key in torch.unique(group[patched]).tolist():  # at most log2(2H) * log2(2W) sizes
