@@ -35,6 +35,7 @@ from typing import Any
 import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
+from torchvision.models.detection import MaskRCNN
 from torchvision.transforms import v2
 
 from ._checks import (
@@ -47,21 +48,32 @@ from ._checks import (
     check_positive_number,
 )
 from .arithmetic import measure_receptive_field, receptive_field
-from .data import ISBI2012, AugmentedPairs, FramedShapes, JointTransform, Shapes
+from .data import (
+    ISBI2012,
+    AugmentedPairs,
+    FramedShapes,
+    JointTransform,
+    Shapes,
+    ShapesInstances,
+    detection_collate,
+)
 from .losses import DiceCELoss
-from .metrics import ConfusionMatrix, boundary_iou, trimap_iou
+from .metrics import ConfusionMatrix, boundary_iou, coco_ap, trimap_iou
 from .models.deeplab import AtrousFCHead, DeepLab, DeepLabHead, deeplab_vgg16_features
+from .models.mask_rcnn import mask_rcnn
 from .models.pspnet import PyramidPooling
 from .models.unet import UNet, unet
 from .ops import conv_bn_relu
 from .ops.tiling import SymmetryAverage
 from .train import History, evaluate, fit, one_cycle_in_time, predict
-from .utils import seed_everything
+from .utils import device as pick_device
+from .utils import eval_mode, seed_everything
 
 __all__ = ["DEEPLAB_SHAPES", "DEEPLAB_SHAPES_GPU", "DEEPLAB_VARIANTS", "EVALUATIONS",
            "GLOBAL_CONTEXT", "GLOBAL_CONTEXT_GPU", "GLOBAL_CONTEXT_VARIANTS",
-           "ISBI_UNET", "ISBI_UNET_GPU", "DeepLabShapesRecipe", "GlobalContextRecipe",
-           "ISBIUNetRecipe", "load_isbi"]
+           "ISBI_UNET", "ISBI_UNET_GPU", "MASK_RCNN_SHAPES", "MASK_RCNN_SHAPES_GPU",
+           "MASK_RCNN_VARIANTS", "DeepLabShapesRecipe", "GlobalContextRecipe", "ISBIUNetRecipe",
+           "MaskRCNNShapesRecipe", "load_isbi"]
 
 Pairs = Sequence[tuple[Tensor, Tensor]]
 
@@ -602,3 +614,204 @@ GLOBAL_CONTEXT = GlobalContextRecipe()
 #: map) and longer training.
 GLOBAL_CONTEXT_GPU = GlobalContextRecipe(image_size=192, frame_width=10, batch_size=16,
                                          steps=1500, aspp_rates=(4, 8, 12))
+
+
+# --------------------------------------------------------------------------- Chapter 11
+
+#: Chapter 11's ablations (the paper's Table 2b and 2c in miniature), by name:
+#: ``(roi_pooler, mask_loss)`` of :func:`~segtutor.models.mask_rcnn.mask_rcnn`. ``"align"``
+#: is Mask R-CNN itself (segtutor's RoIAlign, per-class sigmoid masks); ``"pool"`` reads the
+#: RoIs with Fast R-CNN's RoIPool instead; ``"softmax"`` keeps RoIAlign and trains the masks
+#: with a per-pixel softmax over the classes.
+MASK_RCNN_VARIANTS: dict[str, tuple[str, str]] = {
+    "align": ("align", "sigmoid"),
+    "pool": ("pool", "sigmoid"),
+    "softmax": ("align", "softmax"),
+}
+
+
+@dataclass(frozen=True)
+class MaskRCNNShapesRecipe:
+    """Chapter 11's experiment: a CPU-sized Mask R-CNN on ``ShapesInstances``, a fixed number of steps.
+
+    * **data**: :class:`~segtutor.data.ShapesInstances` of ``image_size`` pixels with
+      ``num_instances`` objects of ``object_size``, same-class objects pushed against each
+      other with probability ``touch``, flat-coloured unless ``textured``; ``steps *
+      batch_size`` training images, each seen once (seed 0), drawn by ``workers`` loader
+      processes beside the training (``0``: in the training process), and ``test_images``
+      held out (seed 1: other images, same distribution);
+    * **network** (:meth:`model`): :func:`~segtutor.models.mask_rcnn.mask_rcnn` --
+      torchvision's Mask R-CNN on a small ``conv_bn_relu`` backbone of ``widths`` (output
+      stride 4, one feature level), anchors of ``anchor_sizes`` pixels, a box head of
+      ``representation_size``, a mask head of ``mask_channels``,
+      ``box_batch_size_per_image`` sampled RoIs per image and ``rpn_post_nms_top_n``
+      proposals; ``roi_pooler`` and ``mask_loss`` as in :data:`MASK_RCNN_VARIANTS`;
+    * **training** (:meth:`train`): AdamW (``lr``, ``weight_decay``) with a one-cycle
+      learning rate over the ``steps``, the sum of torchvision's five losses (RPN
+      objectness and box, classifier, box regression, mask);
+    * **evaluation** (:meth:`evaluate`): COCO's mask and box AP (IoU 0.50:0.95, 0.50 and
+      0.75) of the held-out predictions, by pycocotools (:func:`segtutor.metrics.coco_ap`).
+
+    Raises:
+        TypeError, ValueError: a field of the wrong type or out of range.
+    """
+
+    image_size: int = 64
+    num_instances: tuple[int, int] = (2, 5)
+    object_size: tuple[float, float] = (0.25, 0.45)
+    touch: float = 0.5
+    textured: bool = False
+    widths: tuple[int, ...] = (16, 32, 64)
+    representation_size: int = 256
+    mask_channels: int = 32
+    anchor_sizes: tuple[int, ...] = (12, 20, 32, 44)
+    rpn_post_nms_top_n: int = 50
+    box_batch_size_per_image: int = 32
+    batch_size: int = 4
+    steps: int = 500
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    test_images: int = 128
+    roi_pooler: str = "align"
+    mask_loss: str = "sigmoid"
+    workers: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("batch_size", "steps", "test_images"):
+            check_positive_int(getattr(self, name), name)
+        check_int(self.workers, "workers", minimum=0)
+        check_positive_number(self.lr, "lr")
+        check_number(self.weight_decay, "weight_decay", minimum=0)
+        self.test_data()  # checks the data options
+        self.model()  # checks the network options
+
+    def data(self, length: int, seed: int) -> ShapesInstances:
+        """``length`` images of the recipe's ``ShapesInstances`` drawn with ``seed``."""
+        return ShapesInstances(length=length, size=self.image_size, seed=seed,
+                               num_instances=self.num_instances,
+                               object_size=self.object_size, touch=self.touch,
+                               textured=self.textured)
+
+    def train_set(self) -> ShapesInstances:
+        """One epoch of ``steps * batch_size`` training images (seed 0)."""
+        return self.data(self.steps * self.batch_size, seed=0)
+
+    def test_data(self) -> ShapesInstances:
+        """The ``test_images`` held-out images (seed 1, disjoint from the training images)."""
+        return self.data(self.test_images, seed=1)
+
+    def model(self, *, roi_pooler: str | None = None, mask_loss: str | None = None) -> MaskRCNN:
+        """A freshly initialised network (``roi_pooler``, ``mask_loss``: ``None`` for the
+        recipe's)."""
+        return mask_rcnn(num_classes=ShapesInstances.num_classes, image_size=self.image_size,
+                         widths=self.widths, representation_size=self.representation_size,
+                         mask_channels=self.mask_channels, anchor_sizes=self.anchor_sizes,
+                         rpn_post_nms_top_n=self.rpn_post_nms_top_n,
+                         box_batch_size_per_image=self.box_batch_size_per_image,
+                         roi_pooler=self.roi_pooler if roi_pooler is None else roi_pooler,
+                         mask_loss=self.mask_loss if mask_loss is None else mask_loss)
+
+    def train(self, *, seed: int = 0, roi_pooler: str | None = None, mask_loss: str | None = None,
+              device: str | torch.device | None = None,
+              log_every: int | None = None) -> tuple[MaskRCNN, History, float]:
+        """Seed, build :meth:`model` and train it for ``steps`` steps of ``batch_size`` images.
+
+        Args:
+            seed: seeds the weights, the order of the training images and torchvision's
+                sampling of anchors and RoIs.
+            roi_pooler, mask_loss: override the recipe's (e.g. :data:`MASK_RCNN_VARIANTS`).
+            device: where to train (``None``: CUDA, then MPS, then the CPU).
+            log_every: print the losses every this many steps (``None``: never).
+
+        Returns:
+            the trained network (on ``device``, in training mode), its history (one entry:
+            the mean loss, the seconds, the last learning rate; ``step_loss`` the summed
+            loss of every step) and the wall seconds of training.
+        """
+        check_int(seed, "seed", minimum=0)
+        if log_every is not None:
+            check_positive_int(log_every, "log_every")
+        where = pick_device(device) if not isinstance(device, torch.device) else device
+        seed_everything(seed)
+        net = self.model(roi_pooler=roi_pooler, mask_loss=mask_loss).to(where).train()
+        loader = DataLoader(self.train_set(), batch_size=self.batch_size, shuffle=True,
+                            drop_last=True, collate_fn=detection_collate,
+                            generator=torch.Generator().manual_seed(seed),
+                            num_workers=self.workers)
+        optimizer = torch.optim.AdamW(net.parameters(), lr=self.lr,
+                                      weight_decay=self.weight_decay)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.lr,
+                                                       total_steps=self.steps)
+        history = History()
+        started = time.perf_counter()
+        for step, (images, targets) in enumerate(loader, start=1):
+            losses = net([image.to(where) for image in images],
+                         [{key: value.to(where) for key, value in target.items()}
+                          for target in targets])
+            loss = sum(losses.values())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            history.step_loss.append(float(loss))
+            if log_every is not None and (step % log_every == 0 or step == self.steps):
+                print(f"step {step}/{self.steps} ({time.perf_counter() - started:.0f} s): "
+                      + ", ".join(f"{key} {float(value):.3f}" for key, value in losses.items()),
+                      flush=True)
+        seconds = time.perf_counter() - started
+        history.epoch.append(1.0)
+        history.step.append(len(history.step_loss))
+        history.train_loss.append(sum(history.step_loss) / max(len(history.step_loss), 1))
+        history.val_miou.append(float("nan"))
+        history.val_pixel_accuracy.append(float("nan"))
+        history.seconds.append(seconds)
+        history.lr.append(optimizer.param_groups[0]["lr"])
+        history.stop_reason = "epochs"
+        return net, history, seconds
+
+    @staticmethod
+    def predict(model: torch.nn.Module, data: Dataset, *, batch_size: int = 16
+                ) -> tuple[list[dict[str, Tensor]], list[dict[str, Tensor]]]:
+        """``model``'s detections on every image of ``data`` and the targets, on the CPU."""
+        check_positive_int(batch_size, "batch_size")
+        where = next(model.parameters()).device
+        predictions, targets = [], []
+        with eval_mode(model), torch.no_grad():
+            for images, batch_targets in DataLoader(data, batch_size=batch_size,
+                                                    collate_fn=detection_collate):
+                found = model([image.to(where) for image in images])
+                predictions += [{key: value.cpu() for key, value in item.items()}
+                                for item in found]
+                targets += batch_targets
+        return predictions, targets
+
+    def evaluate(self, model: torch.nn.Module, data: Dataset | None = None, *,
+                 batch_size: int = 16) -> dict[str, float]:
+        """COCO mask and box AP of ``model`` on ``data`` (``None``: :meth:`test_data`).
+
+        Returns:
+            ``mask_AP``, ``mask_AP50``, ``mask_AP75`` (mask IoU), ``box_AP``, ``box_AP50``,
+            ``box_AP75`` (box IoU), each in ``[0, 1]``, and ``seconds`` (prediction and
+            scoring).
+        """
+        started = time.perf_counter()
+        predictions, targets = self.predict(model, self.test_data() if data is None else data,
+                                            batch_size=batch_size)
+        scores: dict[str, float] = {}
+        for prefix, iou_type in (("mask", "segm"), ("box", "bbox")):
+            ap = coco_ap(predictions, targets, iou_type=iou_type)
+            scores.update({f"{prefix}_{key}": ap[key] for key in ("AP", "AP50", "AP75")})
+        scores["seconds"] = time.perf_counter() - started
+        return scores
+
+
+#: Chapter 11 on a CPU: 64-pixel images, a 1-M-parameter Mask R-CNN, 500 steps of 4 images
+#: (``benchmarks/maskrcnn_ablation.py`` repeats it per variant over seeds).
+MASK_RCNN_SHAPES = MaskRCNNShapesRecipe()
+
+#: Chapter 11 on a GPU: 128-pixel images (anchors doubled with them), a wider network and
+#: longer training.
+MASK_RCNN_SHAPES_GPU = MaskRCNNShapesRecipe(image_size=128, widths=(32, 64, 128),
+                                            mask_channels=64, anchor_sizes=(24, 40, 64, 88),
+                                            box_batch_size_per_image=64, batch_size=8,
+                                            steps=3000)

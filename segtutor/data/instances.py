@@ -36,6 +36,7 @@ from scipy import ndimage
 from torch.utils.data import Dataset
 
 from .._checks import (
+    check_bool,
     check_int,
     check_int_pair,
     check_interval,
@@ -47,6 +48,7 @@ from .shapes import (
     _FOOTPRINTS,
     MIN_SIZE,
     Shapes,
+    _colour,
     _pixel_centres,
     _random_object,
     _texture,
@@ -81,6 +83,8 @@ class ShapesInstances(Dataset[tuple[torch.Tensor, Target]]):
             while it covers more than this fraction of its area of earlier objects; so
             occlusion happens (later objects hide parts of earlier ones) but rarely leaves
             an object a thin crescent. ``1.0``: no redrawing, as in ``Shapes``.
+        textured: draw each object with ``Shapes``' random gradient and stripes; ``False``:
+            one flat random colour per object (as ``FramedShapes``), easier to learn.
         min_area: objects with fewer visible pixels are dropped.
         noise: standard deviation of the Gaussian pixel noise.
 
@@ -102,8 +106,8 @@ class ShapesInstances(Dataset[tuple[torch.Tensor, Target]]):
     def __init__(self, length: int = 1000, size: int | tuple[int, int] = 64, seed: int = 0, *,
                  num_instances: tuple[int, int] = (2, 5),
                  object_size: tuple[float, float] = (0.25, 0.45),
-                 touch: float = 0.5, overlap: float = 0.2, min_area: int = 30,
-                 noise: float = 0.05) -> None:
+                 touch: float = 0.5, overlap: float = 0.2, textured: bool = True,
+                 min_area: int = 30, noise: float = 0.05) -> None:
         self.length = check_non_negative_int(length, "length")
         self.size = check_int_pair(size, "size", minimum=MIN_SIZE)
         self.seed = check_non_negative_int(seed, "seed")
@@ -113,6 +117,7 @@ class ShapesInstances(Dataset[tuple[torch.Tensor, Target]]):
                                           strict_minimum=True, maximum=1)
         self.touch = check_probability(touch, "touch")
         self.overlap = check_probability(overlap, "overlap")
+        self.textured = check_bool(textured, "textured")
         self.min_area = check_int(min_area, "min_area", minimum=1)
         self.noise = check_number(noise, "noise", minimum=0)
         self._yx = _pixel_centres(self.size)
@@ -145,7 +150,9 @@ class ShapesInstances(Dataset[tuple[torch.Tensor, Target]]):
             if footprint is None:
                 footprint = self._free(rng, self.classes[label], occupied)
             occupied = occupied | footprint
-            objects.append((label, footprint, _texture(rng, self._yx, self.size, avoid=avoid)))
+            paint = (_texture(rng, self._yx, self.size, avoid=avoid) if self.textured
+                     else _colour(rng, avoid)[:, None, None])
+            objects.append((label, footprint, paint))
         # An object that later ones hide (all but min_area pixels) is left out of the image
         # too, not only out of the targets; leaving it out only uncovers the others.
         visible = _owners([footprint for _, footprint, _ in objects], self.size)
@@ -240,7 +247,8 @@ class ShapesInstances(Dataset[tuple[torch.Tensor, Target]]):
     def __repr__(self) -> str:
         return (f"ShapesInstances(length={self.length}, size={self.size}, seed={self.seed}, "
                 f"num_instances={self.num_instances}, object_size={self.object_size}, "
-                f"touch={self.touch}, overlap={self.overlap}, min_area={self.min_area}, "
+                f"touch={self.touch}, overlap={self.overlap}, textured={self.textured}, "
+                f"min_area={self.min_area}, "
                 f"noise={self.noise})")
 
 

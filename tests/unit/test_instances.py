@@ -273,6 +273,16 @@ def test_overlap_limits_how_much_later_objects_hide():
     assert sum(touching.regions(i)[2] > 0 for i in range(40)) >= 20  # pushing still works
 
 
+def test_flat_objects_are_one_colour_each():
+    flat = ShapesInstances(length=6, size=48, seed=4, textured=False, noise=0.0)
+    textured = ShapesInstances(length=6, size=48, seed=4, noise=0.0)
+    for index in range(6):
+        for data, single in ((flat, True), (textured, False)):
+            image, target = data[index]
+            spreads = [float(image[:, mask.bool()].std(dim=1).max()) for mask in target["masks"]]
+            assert all(spread < 1e-6 for spread in spreads) == single or not spreads
+
+
 # --- options, repr, collate ------------------------------------------------------------------
 
 
@@ -319,6 +329,7 @@ def test_repr_names_every_option():
         ({"touch": None}, TypeError, r"touch must be .* got None \(NoneType\)"),
         ({"overlap": 1.5}, ValueError, r"overlap must be a finite number >= 0 and <= 1, got 1.5"),
         ({"overlap": "some"}, TypeError, r"overlap must be .* got 'some' \(str\)"),
+        ({"textured": 1}, TypeError, r"textured must be True or False, got 1 \(int\)"),
         ({"min_area": 0}, ValueError, "min_area must be a positive int, got 0"),
         ({"min_area": 3.0}, TypeError, r"min_area must be a positive int, got 3.0 \(float\)"),
         ({"noise": -0.1}, ValueError, "noise must be a finite number >= 0, got -0.1"),

@@ -271,3 +271,76 @@ def test_deeplab_recipe_trains_and_scores():
         torch.testing.assert_close(a, b)  # a seed fixes weights and data order
     with pytest.raises(ValueError, match="steps must be a positive int"):
         dataclasses.replace(DEEPLAB_SHAPES, steps=0)
+
+
+# -- Chapter 11: Mask R-CNN on ShapesInstances -------------------------------------------
+
+#: A Mask R-CNN recipe small enough to train for a few steps in a test.
+TINY_MASK_RCNN = dataclasses.replace(
+    recipes.MASK_RCNN_SHAPES, image_size=32, widths=(4, 4, 8), representation_size=16,
+    mask_channels=4, anchor_sizes=(8, 16), batch_size=2, steps=4, test_images=3, workers=0)
+
+
+def test_mask_rcnn_recipe_data_network_and_variants():
+    from segtutor.data import ShapesInstances
+    from segtutor.models.mask_rcnn import SoftmaxMaskRoIHeads
+    from segtutor.models.roi_pooling import MultiScaleRoIPooling
+    from segtutor.recipes import MASK_RCNN_SHAPES, MASK_RCNN_SHAPES_GPU, MASK_RCNN_VARIANTS
+
+    recipe = MASK_RCNN_SHAPES
+    train, test = recipe.train_set(), recipe.test_data()
+    assert isinstance(train, ShapesInstances) and len(train) == recipe.steps * recipe.batch_size
+    assert len(test) == recipe.test_images and (train.seed, test.seed) == (0, 1)
+    assert train.size == test.size == (recipe.image_size, recipe.image_size)
+    assert not torch.equal(train[0][0], test[0][0])
+    assert MASK_RCNN_VARIANTS == {"align": ("align", "sigmoid"), "pool": ("pool", "sigmoid"),
+                                  "softmax": ("align", "softmax")}
+    counts = set()
+    for roi_pooler, mask_loss in MASK_RCNN_VARIANTS.values():
+        net = recipe.model(roi_pooler=roi_pooler, mask_loss=mask_loss)
+        pooler = net.roi_heads.box_roi_pool
+        assert isinstance(pooler, MultiScaleRoIPooling) and pooler.kind == roi_pooler
+        assert isinstance(net.roi_heads, SoftmaxMaskRoIHeads) == (mask_loss == "softmax")
+        assert net.transform.min_size == (recipe.image_size,)
+        counts.add(count_parameters(net))
+    assert len(counts) == 1  # the variants differ in operators and losses, not in weights
+    assert count_parameters(recipe.model()) < 1.5e6  # CPU-sized
+    assert MASK_RCNN_SHAPES_GPU.image_size > recipe.image_size
+    assert MASK_RCNN_SHAPES_GPU.steps > recipe.steps
+
+
+def test_mask_rcnn_recipe_trains_and_scores():
+    net, history, seconds = TINY_MASK_RCNN.train(seed=0, device="cpu")
+    assert history.step == [TINY_MASK_RCNN.steps] and len(history.step_loss) == 4
+    assert all(torch.isfinite(torch.tensor(history.step_loss)))
+    assert seconds > 0 and history.seconds == [seconds] and net.training
+    scores = TINY_MASK_RCNN.evaluate(net)
+    assert set(scores) == {"mask_AP", "mask_AP50", "mask_AP75", "box_AP", "box_AP50",
+                           "box_AP75", "seconds"}
+    assert all(0 <= scores[key] <= 1 for key in scores if key != "seconds")
+    again, again_history, _ = TINY_MASK_RCNN.train(seed=0, device="cpu")
+    assert again_history.step_loss == history.step_loss  # a seed fixes weights, data, sampling
+    for a, b in zip(net.state_dict().values(), again.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)
+    predictions, targets = TINY_MASK_RCNN.predict(net, TINY_MASK_RCNN.test_data())
+    assert len(predictions) == len(targets) == 3
+    assert all(p["masks"].shape[1:] == (1, 32, 32) for p in predictions)
+
+
+def test_mask_rcnn_recipe_training_lowers_the_loss():
+    recipe = dataclasses.replace(TINY_MASK_RCNN, steps=30, lr=1e-2)
+    _, history, _ = recipe.train(seed=1, roi_pooler="pool", mask_loss="softmax", device="cpu")
+    first, last = history.step_loss[:5], history.step_loss[-5:]
+    assert sum(last) < sum(first)
+
+
+@pytest.mark.parametrize(("field", "value", "error"), [
+    ("steps", 0, ValueError), ("batch_size", 1.0, TypeError), ("lr", 0.0, ValueError),
+    ("workers", -1, ValueError), ("roi_pooler", "max", ValueError),
+    ("mask_loss", "dice", ValueError), ("touch", 2.0, ValueError), ("widths", (), ValueError),
+    ("image_size", 8, ValueError),
+])
+def test_mask_rcnn_recipe_refuses_bad_fields(field, value, error):
+    # the data set checks image_size (as its "size")
+    with pytest.raises(error, match=field.removeprefix("image_")):
+        dataclasses.replace(TINY_MASK_RCNN, **{field: value})
