@@ -16,7 +16,6 @@ comment lines naming the machine, the date and the command; ``--out -`` prints i
 
 from __future__ import annotations
 
-import argparse
 import shlex
 import statistics
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from segtutor.bench import count_parameters, write_results
+from segtutor.bench import count_parameters, parse_sweep, seed_table, sweep_parser, write_results
 from segtutor.recipes import DEEPLAB_SHAPES, DEEPLAB_VARIANTS
 
 DEFAULT_OUT = Path(__file__).parent / "results" / "deeplab_shapes.csv"
@@ -46,35 +45,14 @@ def run(variant: str, seed: int) -> dict[str, object]:
 
 
 def summary(rows: list[dict[str, object]]) -> str:
-    """Markdown: mean (min-max) of each score per variant."""
-    lines = ["| network | runs | mIoU | trimap IoU | Boundary IoU | s/step |",
-             "|---|---:|---|---|---|---:|"]
-    for variant in DEEPLAB_VARIANTS:
-        runs = [r for r in rows if r["variant"] == variant]
-        if not runs:
-            continue
-
-        def spread(key: str, runs=runs) -> str:
-            values = [float(r[key]) for r in runs]
-            return f"{statistics.mean(values):.3f} ({min(values):.3f}-{max(values):.3f})"
-
-        step = statistics.mean(float(r["seconds_per_step"]) for r in runs)
-        lines.append(f"| {variant} | {len(runs)} | {spread('miou')} | {spread('trimap_iou')} | "
-                     f"{spread('boundary_iou')} | {step:.3f} |")
-    return "\n".join(lines)
+    """Markdown: mean (min-max) of each score per variant, and the mean seconds per step."""
+    return seed_table(rows, list(DEEPLAB_VARIANTS), [
+        ("mIoU", "miou"), ("trimap IoU", "trimap_iou"), ("Boundary IoU", "boundary_iou"),
+        ("s/step", lambda runs: f"{statistics.mean(float(r['seconds_per_step']) for r in runs):.3f}")])
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--variants", nargs="+", choices=list(DEEPLAB_VARIANTS),
-                        default=list(DEEPLAB_VARIANTS))
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    parser.add_argument("--out", default=str(DEFAULT_OUT), help="CSV path, or - for stdout")
-    args = parser.parse_args(argv)
-    if args.threads < 1 or any(seed < 0 for seed in args.seeds):
-        parser.error(f"need --threads >= 1 and seeds >= 0, got {args.threads} and {args.seeds}")
-    torch.set_num_threads(args.threads)
+    args = parse_sweep(sweep_parser(__doc__.split("\n")[0], DEEPLAB_VARIANTS, DEFAULT_OUT), argv)
     rows = []
     for variant in args.variants:
         for seed in args.seeds:

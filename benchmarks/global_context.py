@@ -19,7 +19,6 @@ prints it only.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import shlex
 import statistics
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from segtutor.bench import count_parameters, write_results
+from segtutor.bench import count_parameters, parse_sweep, seed_table, sweep_parser, write_results
 from segtutor.recipes import GLOBAL_CONTEXT, GLOBAL_CONTEXT_VARIANTS
 
 DEFAULT_OUT = Path(__file__).parent / "results" / "global_context.csv"
@@ -50,37 +49,17 @@ def run(variant: str, seed: int) -> dict[str, object]:
 
 def summary(rows: list[dict[str, object]]) -> str:
     """Markdown: mean (min-max) of each score per variant."""
-    lines = ["| network | parameters | runs | mIoU | kinds' mIoU | frame error | s/step |",
-             "|---|---:|---:|---|---|---|---:|"]
-    for variant in GLOBAL_CONTEXT_VARIANTS:
-        runs = [r for r in rows if r["variant"] == variant]
-        if not runs:
-            continue
-
-        def spread(key: str, runs=runs) -> str:
-            values = [float(r[key]) for r in runs]
-            return f"{statistics.mean(values):.3f} ({min(values):.3f}-{max(values):.3f})"
-
-        step = statistics.mean(float(r["seconds_per_step"]) for r in runs)
-        lines.append(f"| {variant} | {int(runs[0]['parameters']):,} | {len(runs)} | "
-                     f"{spread('miou')} | {spread('kind_miou')} | {spread('frame_error')} | "
-                     f"{step:.3f} |")
-    return "\n".join(lines)
+    return seed_table(rows, list(GLOBAL_CONTEXT_VARIANTS), [
+        ("parameters", lambda runs: f"{int(runs[0]['parameters']):,}"),
+        ("mIoU", "miou"), ("kinds' mIoU", "kind_miou"), ("frame error", "frame_error"),
+        ("s/step", lambda runs: f"{statistics.mean(float(r['seconds_per_step']) for r in runs):.3f}")])
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--variants", nargs="+", choices=list(GLOBAL_CONTEXT_VARIANTS),
-                        default=list(GLOBAL_CONTEXT_VARIANTS))
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    parser.add_argument("--out", default=str(DEFAULT_OUT), help="CSV path, or - for stdout")
+    parser = sweep_parser(__doc__.split("\n")[0], GLOBAL_CONTEXT_VARIANTS, DEFAULT_OUT)
     parser.add_argument("--merge", nargs="*", default=[],
                         help="CSV files of runs made in parallel, read at the end and added")
-    args = parser.parse_args(argv)
-    if args.threads < 1 or any(seed < 0 for seed in args.seeds):
-        parser.error(f"need --threads >= 1 and seeds >= 0, got {args.threads} and {args.seeds}")
-    torch.set_num_threads(args.threads)
+    args = parse_sweep(parser, argv)
     rows: list[dict[str, object]] = []
     for variant in args.variants:
         for seed in args.seeds:

@@ -37,6 +37,7 @@ from pathlib import Path
 import torch
 from torchvision.transforms import v2
 
+from segtutor.bench import mean_and_range
 from segtutor.data import default_isbi_root
 from segtutor.recipes import ISBI_UNET, ISBIUNetRecipe, load_isbi
 
@@ -101,10 +102,9 @@ def main() -> None:
           "| accuracy, 8-fold: mean |")
     print("|---|---:|---|---|---:|")
     for recipe, runs in results.items():
-        def spread(key: str, runs=runs) -> str:
-            values = [r[key] for r in runs]
-            return f"{statistics.mean(values):.4f} ({min(values):.4f}-{max(values):.4f})"
-        print(f"| {recipe} | {len(runs)} | {spread('miou')} | {spread('miou_8')} "
+        spread = mean_and_range([r["miou"] for r in runs], digits=4)
+        spread_8 = mean_and_range([r["miou_8"] for r in runs], digits=4)
+        print(f"| {recipe} | {len(runs)} | {spread} | {spread_8} "
               f"| {statistics.mean(r['accuracy_8'] for r in runs):.4f} |")
     print(f"\n{time.perf_counter() - started:.0f} s in all")
 

@@ -15,11 +15,14 @@ The book and ``benchmarks/`` measure with these functions only:
 
 :func:`results_header` writes the comment lines (machine, date, command) that start every
 results file of ``benchmarks/results/``; :func:`machine_name` names the CPU in them;
-:func:`write_results` writes such a file.
+:func:`write_results` writes such a file. The benchmark scripts that repeat a training
+recipe over seeds share :func:`sweep_parser` (their command line), :func:`mean_and_range`
+(how a spread over seeds is written) and :func:`seed_table` (their Markdown summary).
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import datetime
 import io
@@ -48,11 +51,15 @@ __all__ = [
     "count_flops",
     "count_parameters",
     "machine_name",
+    "mean_and_range",
     "measure_training_step",
     "median_seconds",
     "results_header",
-    "write_results",
+    "parse_sweep",
     "saved_for_backward_bytes",
+    "seed_table",
+    "sweep_parser",
+    "write_results",
 ]
 
 
@@ -267,6 +274,80 @@ def write_results(out: str | Path, rows: Sequence[Mapping[str, object]], fields:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(text.getvalue())
         print(f"wrote {out}")
+
+
+def mean_and_range(values: Sequence[float], digits: int = 3) -> str:
+    """``"mean (min-max)"`` of ``values`` (e.g. one score over seeds) to ``digits`` decimals.
+
+    Example: ``mean_and_range([0.5, 0.7, 0.6])`` is ``"0.600 (0.500-0.700)"``.
+
+    Raises:
+        ValueError: ``values`` is empty.
+    """
+    check_non_negative_int(digits, "digits")
+    numbers = [float(value) for value in values]
+    if not numbers:
+        raise ValueError("mean_and_range needs at least one value, got none")
+    return (f"{statistics.mean(numbers):.{digits}f} "
+            f"({min(numbers):.{digits}f}-{max(numbers):.{digits}f})")
+
+
+def seed_table(rows: Sequence[Mapping[str, object]], order: Sequence[str],
+               columns: Sequence[tuple[str, str | Callable[[list[Mapping[str, object]]], str]]],
+               *, key: str = "variant", label: str = "network", digits: int = 3) -> str:
+    """A Markdown table with one line per value of ``row[key]`` (in ``order``; absent ones
+    left out): the label, the number of runs, then ``columns``.
+
+    Args:
+        rows: one mapping per run (e.g. read back from a results CSV: values may be strings).
+        order: the values of ``key`` in the order of the table's lines.
+        columns: ``(header, what)`` pairs; ``what`` a field name (written by
+            :func:`mean_and_range` over the runs, left-aligned) or a function of the list of
+            runs returning the cell (right-aligned, e.g. a mean time or a parameter count).
+        key: the field that names a run's variant.
+        label: the header of the first column.
+        digits: decimals of :func:`mean_and_range`.
+    """
+    header = [label, "runs"] + [name for name, _ in columns]
+    rule = ["---", "---:"] + ["---" if isinstance(what, str) else "---:" for _, what in columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(rule) + "|"]
+    for variant in order:
+        runs = [row for row in rows if row[key] == variant]
+        if not runs:
+            continue
+        cells = [mean_and_range([float(run[what]) for run in runs], digits)  # type: ignore[arg-type]
+                 if isinstance(what, str) else what(runs) for _, what in columns]
+        lines.append("| " + " | ".join([str(variant), str(len(runs)), *cells]) + " |")
+    return "\n".join(lines)
+
+
+def sweep_parser(description: str, variants: Sequence[str], default_out: str | Path, *,
+                 option: str = "--variants") -> argparse.ArgumentParser:
+    """The command line of a benchmark that repeats a recipe per variant and seed.
+
+    ``option`` (default ``--variants``: which of ``variants``, all by default), ``--seeds``
+    (default 0 1 2), ``--threads`` (torch threads, default 1) and ``--out`` (the results
+    CSV, ``default_out``; ``-`` prints it). Parse with :func:`parse_sweep`.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(option, nargs="+", choices=list(variants), default=list(variants),
+                        help="which to run (default: all)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2],
+                        help="seeds (default 0 1 2)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--out", default=str(default_out), help="CSV path, or - for stdout")
+    return parser
+
+
+def parse_sweep(parser: argparse.ArgumentParser,
+                argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse ``argv`` with a :func:`sweep_parser`; refuse negative seeds and ``--threads`` < 1
+    (argparse's usage error, exit 2); set torch's threads."""
+    args = parser.parse_args(argv)
+    if args.threads < 1 or any(seed < 0 for seed in args.seeds):
+        parser.error(f"need --threads >= 1 and seeds >= 0, got {args.threads} and {args.seeds}")
+    torch.set_num_threads(args.threads)
+    return args
 
 
 def _check_module(model: object) -> None:

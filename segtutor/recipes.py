@@ -753,10 +753,10 @@ class MaskRCNNShapesRecipe:
             loss.backward()
             optimizer.step()
             schedule.step()
-            history.step_loss.append(float(loss))
+            history.step_loss.append(loss.item())
             if log_every is not None and (step % log_every == 0 or step == self.steps):
                 print(f"step {step}/{self.steps} ({time.perf_counter() - started:.0f} s): "
-                      + ", ".join(f"{key} {float(value):.3f}" for key, value in losses.items()),
+                      + ", ".join(f"{key} {value.item():.3f}" for key, value in losses.items()),
                       flush=True)
         seconds = time.perf_counter() - started
         history.epoch.append(1.0)

@@ -3,6 +3,7 @@ formula, sleeps of known length, and the refusal of bad arguments."""
 
 from __future__ import annotations
 
+import statistics
 import time
 
 import pytest
@@ -224,3 +225,48 @@ def test_write_results_writes_the_header_comments_and_rows(tmp_path, capsys):
     # the csv module's own line ends, as the benchmarks always wrote them
     assert printed.startswith("# machine: ") and "variant,miou\r\na,0.5\r\nb,0.25\r\n" in printed
     assert not (tmp_path / "-").exists()
+
+
+def test_mean_and_range_is_statistics_mean_min_and_max():
+    values = [0.5, 0.7, 0.6, 0.65]
+    assert bench.mean_and_range(values) == (
+        f"{statistics.mean(values):.3f} ({min(values):.3f}-{max(values):.3f})")
+    assert bench.mean_and_range(["0.25", 0.75], digits=1) == "0.5 (0.2-0.8)"  # CSV strings
+    with pytest.raises(ValueError, match="at least one value"):
+        bench.mean_and_range([])
+    with pytest.raises(ValueError, match="digits"):
+        bench.mean_and_range([1.0], digits=-1)
+
+
+def test_seed_table_groups_runs_by_variant_in_the_given_order():
+    rows = [{"variant": "b", "seed": s, "miou": 0.1 * (s + 1), "seconds": 10 + s} for s in range(3)]
+    rows += [{"variant": "a", "seed": 0, "miou": "0.9", "seconds": "5"}]  # read back from a CSV
+    table = bench.seed_table(rows, ["a", "b", "c"], [
+        ("mIoU", "miou"),
+        ("s", lambda runs: f"{statistics.mean(float(r['seconds']) for r in runs):.0f}")])
+    assert table.splitlines() == [
+        "| network | runs | mIoU | s |",
+        "|---|---:|---|---:|",
+        "| a | 1 | 0.900 (0.900-0.900) | 5 |",
+        f"| b | 3 | {bench.mean_and_range([0.1, 0.2, 0.3])} | 11 |",
+    ]  # "c" has no runs: no line
+
+
+def test_sweep_parser_defaults_and_refusals(capsys):
+    parser = bench.sweep_parser("demo", ["x", "y"], "out.csv")
+    threads = torch.get_num_threads()
+    try:
+        args = bench.parse_sweep(parser, [])
+        assert (args.variants, args.seeds, args.threads, args.out) == (["x", "y"], [0, 1, 2], 1,
+                                                                      "out.csv")
+        assert torch.get_num_threads() == 1
+        assert bench.parse_sweep(parser, ["--variants", "y", "--seeds", "4"]).variants == ["y"]
+        for argv in (["--seeds", "-1"], ["--threads", "0"], ["--variants", "z"]):
+            with pytest.raises(SystemExit) as stop:
+                bench.parse_sweep(parser, argv)
+            assert stop.value.code == 2
+        assert "seeds >= 0" in capsys.readouterr().err
+        recipes = bench.sweep_parser("demo", ["r"], "o.csv", option="--recipes")
+        assert bench.parse_sweep(recipes, []).recipes == ["r"]
+    finally:
+        torch.set_num_threads(threads)
