@@ -49,7 +49,7 @@ from .registry import register
 from .roi_pooling import MultiScaleRoIPooling
 
 __all__ = ["MASK_LOSSES", "ROI_POOLERS", "SmallBackbone", "SoftmaxMaskRoIHeads", "mask_rcnn",
-           "softmax_mask_inference", "softmax_mask_loss"]
+           "set_roi_pooler", "softmax_mask_inference", "softmax_mask_loss"]
 
 #: The RoI feature extractors :func:`mask_rcnn` can use.
 ROI_POOLERS = ("torchvision", "align", "pool")
@@ -177,10 +177,35 @@ class SoftmaxMaskRoIHeads(RoIHeads):
         return result, losses
 
 
-def _pooler(kind: str, output_size: int) -> MultiScaleRoIAlign:
+def _pooler(kind: str, output_size: int, sampling_ratio: int = 2) -> MultiScaleRoIAlign:
     if kind == "torchvision":
-        return MultiScaleRoIAlign(["0"], output_size=output_size, sampling_ratio=2)
-    return MultiScaleRoIPooling(["0"], output_size=output_size, sampling_ratio=2, kind=kind)
+        return MultiScaleRoIAlign(["0"], output_size=output_size, sampling_ratio=sampling_ratio)
+    return MultiScaleRoIPooling(["0"], output_size=output_size, sampling_ratio=sampling_ratio,
+                                kind=kind)
+
+
+def set_roi_pooler(model: MaskRCNN, roi_pooler: str) -> MaskRCNN:
+    """Swap ``model``'s box and mask RoI poolers for ``roi_pooler`` (one of
+    :data:`ROI_POOLERS`), in place, keeping their output sizes and sampling ratio.
+
+    The poolers have no weights, so a network trained with one can be *evaluated* with
+    another: Chapter 11 scores a detector trained with RoIAlign through RoIPool.
+
+    Returns:
+        ``model``.
+
+    Raises:
+        TypeError: ``model`` is not a torchvision ``MaskRCNN``.
+        ValueError: ``roi_pooler`` is not one of :data:`ROI_POOLERS`.
+    """
+    if not isinstance(model, MaskRCNN):
+        raise TypeError(f"model must be a torchvision MaskRCNN, got {type(model).__name__}")
+    check_choice(roi_pooler, "roi_pooler", ROI_POOLERS)
+    heads = model.roi_heads
+    for name in ("box_roi_pool", "mask_roi_pool"):
+        old = getattr(heads, name)
+        setattr(heads, name, _pooler(roi_pooler, old.output_size[0], old.sampling_ratio))
+    return model
 
 
 @register(task="instance", tiny_kwargs={"widths": (8, 8, 16), "representation_size": 32,

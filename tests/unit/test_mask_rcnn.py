@@ -31,6 +31,7 @@ from segtutor.models.mask_rcnn import (
     MASK_LOSSES,
     ROI_POOLERS,
     SoftmaxMaskRoIHeads,
+    set_roi_pooler,
     softmax_mask_inference,
     softmax_mask_loss,
 )
@@ -221,6 +222,35 @@ def test_align_equals_torchvision_in_the_whole_detector(mask_loss):
         assert torch.equal(mine["labels"], theirs["labels"])
         for key in ("boxes", "scores", "masks"):
             torch.testing.assert_close(mine[key], theirs[key], atol=1e-5, rtol=1e-5, msg=key)
+
+
+@pytest.mark.parametrize("built_with", ["torchvision", "align"])
+def test_set_roi_pooler_swaps_both_poolers_in_place(built_with):
+    model = tiny(roi_pooler=built_with)
+    images, _ = batch(2)
+    before = detections_of(model, images)
+    assert set_roi_pooler(model, "pool") is model
+    for name, size in (("box_roi_pool", 7), ("mask_roi_pool", 14)):
+        pooler = getattr(model.roi_heads, name)
+        assert isinstance(pooler, MultiScaleRoIPooling) and pooler.kind == "pool"
+        assert pooler.output_size == (size, size) and pooler.sampling_ratio == 2
+    pooled = detections_of(model, images)
+    assert any(not torch.equal(a["scores"], b["scores"]) or a["scores"].shape != b["scores"].shape
+               for a, b in zip(before, pooled, strict=True))
+    # and back: the same weights through torchvision's RoIAlign give the first detections
+    set_roi_pooler(model, "torchvision")
+    assert type(model.roi_heads.mask_roi_pool) is tv.MultiScaleRoIAlign
+    for mine, theirs in zip(detections_of(model, images), before, strict=True):
+        assert torch.equal(mine["labels"], theirs["labels"])
+        for key in ("boxes", "scores", "masks"):
+            torch.testing.assert_close(mine[key], theirs[key], atol=1e-5, rtol=1e-5, msg=key)
+
+
+def test_set_roi_pooler_refuses_bad_input():
+    with pytest.raises(TypeError, match="MaskRCNN, got Linear"):
+        set_roi_pooler(nn.Linear(2, 2), "pool")
+    with pytest.raises(ValueError, match="roi_pooler"):
+        set_roi_pooler(tiny(), "warp")
 
 
 def test_pool_differs_from_align():
