@@ -19,7 +19,6 @@ prints it only.
 
 from __future__ import annotations
 
-import csv
 import shlex
 import statistics
 import sys
@@ -27,7 +26,14 @@ from pathlib import Path
 
 import torch
 
-from segtutor.bench import count_parameters, parse_sweep, seed_table, sweep_parser, write_results
+from segtutor.bench import (
+    count_parameters,
+    merge_results,
+    parse_sweep,
+    seed_table,
+    sweep_parser,
+    write_results,
+)
 from segtutor.recipes import GLOBAL_CONTEXT, GLOBAL_CONTEXT_VARIANTS
 
 DEFAULT_OUT = Path(__file__).parent / "results" / "global_context.csv"
@@ -56,25 +62,19 @@ def summary(rows: list[dict[str, object]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = sweep_parser(__doc__.split("\n")[0], GLOBAL_CONTEXT_VARIANTS, DEFAULT_OUT)
-    parser.add_argument("--merge", nargs="*", default=[],
-                        help="CSV files of runs made in parallel, read at the end and added")
-    args = parse_sweep(parser, argv)
+    args = parse_sweep(sweep_parser(__doc__.split("\n")[0], GLOBAL_CONTEXT_VARIANTS, DEFAULT_OUT),
+                       argv)
     rows: list[dict[str, object]] = []
     for variant in args.variants:
         for seed in args.seeds:
             rows.append(run(variant, seed))
             print(", ".join(f"{k}={v}" for k, v in rows[-1].items()), flush=True)
-    merged = []  # read after the runs: a parallel run started at the same time has finished
-    for path in args.merge:
-        lines = Path(path).read_text().splitlines()
-        merged += [line.replace("# command:", "merged, from the command:")
-                   for line in lines if line.startswith("# command:")]
-        rows.extend(csv.DictReader(line for line in lines if not line.startswith("#")))
+    merged, comments = merge_results(args.merge)  # after the runs: parallel ones have finished
+    rows.extend(merged)
     order = list(GLOBAL_CONTEXT_VARIANTS)
     rows.sort(key=lambda row: (order.index(str(row["variant"])), int(row["seed"])))
     write_results(args.out, rows, FIELDS, "python benchmarks/global_context.py "
-                  + shlex.join(sys.argv[1:] if argv is None else argv), comments=merged)
+                  + shlex.join(sys.argv[1:] if argv is None else argv), comments=comments)
     print(summary(rows))
 
 

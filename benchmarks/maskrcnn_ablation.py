@@ -4,6 +4,8 @@ Run from the repository root::
 
     python benchmarks/maskrcnn_ablation.py                      # 3 variants x 3 seeds, CPU
     python benchmarks/maskrcnn_ablation.py --seeds 0 --variants align pool
+    python benchmarks/maskrcnn_ablation.py --seeds 2 --out /tmp/seed2.csv &  # in parallel,
+    python benchmarks/maskrcnn_ablation.py --seeds 0 1 --merge /tmp/seed2.csv  # then merged
 
 Every run is ``segtutor.recipes.MASK_RCNN_SHAPES`` -- the recipe Chapter 11 trains once --
 with another seed and one of ``MASK_RCNN_VARIANTS``: the paper's Table 2 in miniature, under
@@ -25,7 +27,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from segtutor.bench import parse_sweep, seed_table, sweep_parser, write_results
+from segtutor.bench import merge_results, parse_sweep, seed_table, sweep_parser, write_results
 from segtutor.recipes import MASK_RCNN_SHAPES, MASK_RCNN_VARIANTS
 
 DEFAULT_OUT = Path(__file__).parent / "results" / "maskrcnn_ablation.csv"
@@ -58,12 +60,14 @@ def main(argv: list[str] | None = None) -> None:
         for variant in args.variants:
             rows.append(run(variant, seed))
             print(", ".join(f"{k}={v}" for k, v in rows[-1].items()), flush=True)
+    merged, comments = merge_results(args.merge)  # after the runs: parallel ones have finished
+    rows.extend(merged)
     order = list(MASK_RCNN_VARIANTS)
     rows.sort(key=lambda row: (order.index(str(row["variant"])), int(row["seed"])))
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())  # the seconds depend on it
     write_results(args.out, rows, FIELDS, "python benchmarks/maskrcnn_ablation.py "
                   + shlex.join(sys.argv[1:] if argv is None else argv),
-                  comments=[f"load average (1, 5, 15 min) at the end: {load}"])
+                  comments=[*comments, f"load average (1, 5, 15 min) at the end: {load}"])
     print(summary(rows))
 
 

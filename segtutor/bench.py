@@ -54,6 +54,7 @@ __all__ = [
     "mean_and_range",
     "measure_training_step",
     "median_seconds",
+    "merge_results",
     "results_header",
     "parse_sweep",
     "saved_for_backward_bytes",
@@ -326,8 +327,9 @@ def sweep_parser(description: str, variants: Sequence[str], default_out: str | P
     """The command line of a benchmark that repeats a recipe per variant and seed.
 
     ``option`` (default ``--variants``: which of ``variants``, all by default), ``--seeds``
-    (default 0 1 2), ``--threads`` (torch threads, default 1) and ``--out`` (the results
-    CSV, ``default_out``; ``-`` prints it). Parse with :func:`parse_sweep`.
+    (default 0 1 2), ``--threads`` (torch threads, default 1), ``--out`` (the results CSV,
+    ``default_out``; ``-`` prints it) and ``--merge`` (results files of parallel runs, for
+    :func:`merge_results`). Parse with :func:`parse_sweep`.
     """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument(option, nargs="+", choices=list(variants), default=list(variants),
@@ -336,7 +338,27 @@ def sweep_parser(description: str, variants: Sequence[str], default_out: str | P
                         help="seeds (default 0 1 2)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--out", default=str(default_out), help="CSV path, or - for stdout")
+    parser.add_argument("--merge", nargs="*", default=[],
+                        help="results files of runs made in parallel, read at the end and added")
     return parser
+
+
+def merge_results(paths: Sequence[str | Path]) -> tuple[list[dict[str, str]], list[str]]:
+    """Read the rows of results files written by :func:`write_results` (e.g. by sweeps run in
+    parallel), and a comment line naming each file's command.
+
+    Returns:
+        ``(rows, comments)``: the CSV rows (values as strings) of all files in order, and
+        ``"merged, from the command: ..."`` per file, for :func:`write_results`' ``comments``.
+    """
+    rows: list[dict[str, str]] = []
+    comments: list[str] = []
+    for path in paths:
+        lines = Path(path).read_text().splitlines()
+        comments += [line.replace("# command:", "merged, from the command:")
+                     for line in lines if line.startswith("# command:")]
+        rows.extend(csv.DictReader(line for line in lines if line and not line.startswith("#")))
+    return rows, comments
 
 
 def parse_sweep(parser: argparse.ArgumentParser,

@@ -270,3 +270,22 @@ def test_sweep_parser_defaults_and_refusals(capsys):
         assert bench.parse_sweep(recipes, []).recipes == ["r"]
     finally:
         torch.set_num_threads(threads)
+
+
+def test_merge_results_reads_back_what_write_results_wrote(tmp_path, capsys):
+    rows = [{"variant": "a", "seed": 0, "miou": 0.5}, {"variant": "b", "seed": 1, "miou": 0.25}]
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    bench.write_results(first, rows[:1], ("variant", "seed", "miou"), "python one.py --seeds 0")
+    bench.write_results(second, rows[1:], ("variant", "seed", "miou"), "python two.py --seeds 1",
+                        comments=["load 1.0"])
+    merged, comments = bench.merge_results([first, second])
+    assert merged == [{key: str(value) for key, value in row.items()} for row in rows]
+    assert comments == ["merged, from the command: python one.py --seeds 0",
+                        "merged, from the command: python two.py --seeds 1"]
+    assert bench.merge_results([]) == ([], [])
+    threads = torch.get_num_threads()
+    try:
+        assert bench.parse_sweep(bench.sweep_parser("d", ["a"], "o.csv"),
+                                 ["--merge", str(first)]).merge == [str(first)]
+    finally:
+        torch.set_num_threads(threads)
