@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 import os
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -82,3 +84,32 @@ def toc_entries() -> list[str]:
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     entries = [entry["file"] for entry in toc.get("chapters") or []]
     return entries + [entry["file"] for part in toc.get("parts") or [] for entry in part["chapters"]]
+
+
+def chapter_page(number: int, override: str) -> str:
+    """Site path of chapter ``number`` (``book/NN_*`` in ``_toc.yml``), or of the page named by
+    the environment variable ``override``. Skips while the TOC lists no such chapter;
+    :func:`unavailable` when the built site lacks it."""
+    page = os.environ.get(override)
+    if not page:
+        entry = next((entry for entry in toc_entries()
+                      if re.fullmatch(rf"book/{number:02d}_\w+", entry)), None)
+        if entry is None:
+            pytest.skip(f"_toc.yml lists no chapter {number} (book/{number:02d}_*) yet")
+        page = f"{entry}.html"
+    if not (SITE / page).is_file():
+        unavailable(f"the built site lacks {page}, which _toc.yml lists; rebuild the book")
+    return page
+
+
+def open_widget_page(browser, server: str, page: str, selector: str) -> Iterator[OfflinePage]:
+    """For a module fixture: ``page`` opened offline, once ``selector`` (the widget) is drawn;
+    closed afterwards. The theme's smooth scrolling is turned off, so that an element found
+    before a scroll does not move while the mouse does."""
+    offline = OfflinePage(browser, server)
+    offline.page.goto(server + page, wait_until="load")
+    offline.page.wait_for_selector(selector, timeout=30_000)
+    offline.page.add_style_tag(content="html { scroll-behavior: auto !important; }")
+    offline.path = page
+    yield offline
+    offline.page.close()

@@ -17,8 +17,6 @@ The server and the browser come from this folder's ``conftest.py``, the offline 
 from __future__ import annotations
 
 import json
-import os
-import re
 import statistics
 from collections.abc import Iterator
 
@@ -27,8 +25,8 @@ from offline_site import (
     SITE,
     OfflinePage,
     assert_needs_nothing_from_outside,
-    toc_entries,
-    unavailable,
+    chapter_page,
+    open_widget_page,
 )
 
 from segtutor import arithmetic
@@ -39,21 +37,8 @@ pytestmark = pytest.mark.browser
 VIEWER = '[data-testid="receptive-field-viewer"]'
 
 
-def viewer_page() -> str | None:
-    """Site path of the chapter 4 listed in _toc.yml, where the viewer lives."""
-    if os.environ.get("SEGTUTOR_RECEPTIVE_PAGE"):
-        return os.environ["SEGTUTOR_RECEPTIVE_PAGE"]
-    entries = toc_entries()
-    return next((f"{entry}.html" for entry in entries if re.fullmatch(r"book/04_\w+", entry)), None)
-
-
 def checked_page() -> str:
-    page = viewer_page()
-    if page is None:
-        pytest.skip("_toc.yml lists no chapter 4 (book/04_*) yet")
-    if not (SITE / page).is_file():
-        unavailable(f"the built site lacks {page}, which _toc.yml lists; rebuild the book")
-    return page
+    return chapter_page(4, "SEGTUTOR_RECEPTIVE_PAGE")
 
 
 def test_chapter_4_embeds_the_viewer(server):
@@ -63,15 +48,7 @@ def test_chapter_4_embeds_the_viewer(server):
 
 @pytest.fixture(scope="module")
 def chapter(browser, server) -> Iterator[OfflinePage]:
-    page = checked_page()
-    offline = OfflinePage(browser, server)
-    offline.page.goto(server + page, wait_until="load")
-    offline.page.wait_for_selector(VIEWER, timeout=30_000)
-    # The theme scrolls smoothly: a cell found before a scroll would move while the mouse does.
-    offline.page.add_style_tag(content="html { scroll-behavior: auto !important; }")
-    offline.path = page
-    yield offline
-    offline.page.close()
+    yield from open_widget_page(browser, server, checked_page(), VIEWER)
 
 
 @pytest.fixture(scope="module")

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import re
 import statistics
 from collections.abc import Iterator
 from decimal import ROUND_HALF_UP, Decimal
@@ -29,8 +27,8 @@ from offline_site import (
     SITE,
     OfflinePage,
     assert_needs_nothing_from_outside,
-    toc_entries,
-    unavailable,
+    chapter_page,
+    open_widget_page,
 )
 
 from segtutor.arithmetic import misalignment, roi_align_samples, roi_pool_bins
@@ -41,21 +39,8 @@ pytestmark = pytest.mark.browser
 EXPLORER = '[data-testid="roi-explorer"]'
 
 
-def explorer_page() -> str | None:
-    """Site path of the chapter 11 listed in _toc.yml, where the explorer lives."""
-    if os.environ.get("SEGTUTOR_ROI_PAGE"):
-        return os.environ["SEGTUTOR_ROI_PAGE"]
-    entries = toc_entries()
-    return next((f"{entry}.html" for entry in entries if re.fullmatch(r"book/11_\w+", entry)), None)
-
-
 def checked_page() -> str:
-    page = explorer_page()
-    if page is None:
-        pytest.skip("_toc.yml lists no chapter 11 (book/11_*) yet")
-    if not (SITE / page).is_file():
-        unavailable(f"the built site lacks {page}, which _toc.yml lists; rebuild the book")
-    return page
+    return chapter_page(11, "SEGTUTOR_ROI_PAGE")
 
 
 def test_chapter_11_embeds_the_explorer(server):
@@ -65,13 +50,7 @@ def test_chapter_11_embeds_the_explorer(server):
 
 @pytest.fixture(scope="module")
 def chapter(browser, server) -> Iterator[OfflinePage]:
-    page = checked_page()
-    offline = OfflinePage(browser, server)
-    offline.page.goto(server + page, wait_until="load")
-    offline.page.wait_for_selector(EXPLORER, timeout=30_000)
-    offline.page.add_style_tag(content="html { scroll-behavior: auto !important; }")
-    yield offline
-    offline.page.close()
+    yield from open_widget_page(browser, server, checked_page(), EXPLORER)
 
 
 @pytest.fixture(scope="module")
