@@ -47,7 +47,7 @@ def run(variant: str, seed: int) -> dict[str, object]:
 
 def summary(rows: list[dict[str, object]]) -> str:
     """Markdown: mean (min-max) of each score per variant, and the mean training seconds."""
-    return seed_table(rows, list(MASK_RCNN_VARIANTS), [
+    return seed_table(rows, list(MASK_RCNN_VARIANTS), label="variant", columns=[
         ("mask AP", "mask_AP"), ("mask AP50", "mask_AP50"), ("mask AP75", "mask_AP75"),
         ("box AP", "box_AP"),
         ("s", lambda runs: f"{statistics.mean(float(r['seconds']) for r in runs):.0f}")])
