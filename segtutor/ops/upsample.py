@@ -14,19 +14,31 @@ Learnable:
   times, and :class:`BilinearConvTranspose2d`, the same initialised to bilinear
   interpolation as in FCN (https://arxiv.org/abs/1411.4038), optionally frozen;
 * :class:`ResizeConv2d`, resize then convolve, the fix for checkerboard artifacts of
-  Odena, Dumoulin & Olah (https://distill.pub/2016/deconv-checkerboard/).
+  Odena, Dumoulin & Olah (https://distill.pub/2016/deconv-checkerboard/);
+* :class:`SubPixelConv2d`, a convolution to ``scale**2`` times the channels followed by
+  ``nn.PixelShuffle`` (Shi et al., https://arxiv.org/abs/1609.05158), initialised by
+  :func:`icnr_` so that it starts as resize-convolution (Aitken et al.,
+  https://arxiv.org/abs/1707.02937).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import check_bool, check_choice, check_int, check_int_pair, check_tensor
+from .._checks import (
+    check_bool,
+    check_callable,
+    check_choice,
+    check_int,
+    check_int_pair,
+    check_tensor,
+)
 
 INTERPOLATION_MODES = ("nearest", "bilinear")
 
@@ -281,3 +293,97 @@ class ResizeConv2d(nn.Module):
 
     def extra_repr(self) -> str:
         return f"scale={self.scale}, mode={self.mode!r}"
+
+
+def _default_conv_init(weight: Tensor) -> None:
+    """``nn.Conv2d``'s own initialisation of a weight (Kaiming-uniform, ``a = sqrt(5)``)."""
+    nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
+
+
+def icnr_(weight: Tensor, scale: int, initializer: Callable[[Tensor], object] | None = None) -> Tensor:
+    """Fill, in place, the weight of a convolution that ``nn.PixelShuffle(scale)`` follows
+    so that the pair starts as nearest resizing after a convolution: ICNR (Aitken et al.,
+    "Checkerboard artifact free sub-pixel convolution", https://arxiv.org/abs/1707.02937).
+
+    ``nn.PixelShuffle(r)`` sends input channel ``c * r**2 + i * r + j`` to output channel
+    ``c`` at the offset ``(i, j)`` of every ``r x r`` block. ICNR draws one sub-kernel
+    ``[C_out, C_in, kh, kw]`` with ``initializer`` and copies it to all ``r**2`` channels of
+    each group, so that the ``r**2`` pixels of a block start equal: no checkerboard at
+    initialisation. The fan-in of the sub-kernel is that of the full weight, so the
+    default initializer (``nn.Conv2d``'s Kaiming-uniform) gives the same scale.
+
+    Args:
+        weight: ``[C_out * scale**2, C_in, kh, kw]``, a floating-point tensor or parameter.
+        scale: the pixel-shuffle factor, at least 1.
+        initializer: fills the sub-kernel in place (e.g. ``nn.init.kaiming_normal_``);
+            ``None``: ``nn.Conv2d``'s default initialisation.
+
+    Returns:
+        ``weight``, filled.
+
+    Raises:
+        TypeError: ``weight`` is not a floating-point tensor, ``scale`` not an int, or
+            ``initializer`` not callable.
+        ValueError: ``weight`` is not 4-D, or its first dimension is not a multiple of
+            ``scale**2``.
+    """
+    check_tensor(weight, "weight", dims=4, floating=True, layout="[C_out * scale**2, C_in, kh, kw]")
+    scale = check_int(scale, "scale", minimum=1)
+    initializer = _default_conv_init if initializer is None else check_callable(initializer, "initializer")
+    groups = scale * scale
+    if weight.shape[0] % groups:
+        raise ValueError(f"weight.shape[0] must be a multiple of scale**2 = {groups}, "
+                         f"got {weight.shape[0]}")
+    sub = torch.empty(weight.shape[0] // groups, *weight.shape[1:], dtype=weight.dtype,
+                      device=weight.device)
+    initializer(sub)
+    with torch.no_grad():
+        weight.copy_(sub.repeat_interleave(groups, dim=0))
+    return weight
+
+
+class SubPixelConv2d(nn.Module):
+    """Sub-pixel convolution: a stride-1 convolution to ``out_channels * scale**2``
+    channels, then ``nn.PixelShuffle(scale)`` (Shi et al., CVPR 2016,
+    https://arxiv.org/abs/1609.05158).
+
+    Equivalent to a stride-``scale`` transposed convolution with a ``kernel_size * scale``
+    kernel, so randomly initialised it has the same checkerboard; with ``icnr=True``
+    (the default) the weight is filled by :func:`icnr_` and the bias copied the same way,
+    and the layer starts as a convolution followed by nearest resizing (Aitken et al.,
+    https://arxiv.org/abs/1707.02937).
+
+    Args:
+        in_channels, out_channels: channel counts.
+        scale: integer upsampling factor >= 1.
+        kernel_size: odd, so that ``padding = kernel_size // 2`` keeps the size.
+        icnr: initialise by ICNR (``True``) or leave ``nn.Conv2d``'s random initialisation.
+        bias: learn an additive bias.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, scale: int, kernel_size: int = 3,
+                 icnr: bool = True, bias: bool = True) -> None:
+        super().__init__()
+        self.scale = check_int(scale, "scale", minimum=1)
+        self.icnr = check_bool(icnr, "icnr")
+        out_channels = check_int(out_channels, "out_channels", minimum=1)
+        kernel_size = check_int(kernel_size, "kernel_size", minimum=1)
+        if kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd to keep the size with symmetric "
+                             f"padding, got {kernel_size}")
+        self.conv = nn.Conv2d(check_int(in_channels, "in_channels", minimum=1),
+                              out_channels * self.scale ** 2, kernel_size,
+                              padding=kernel_size // 2, bias=bias)
+        self.shuffle = nn.PixelShuffle(self.scale)
+        if icnr:
+            icnr_(self.conv.weight, self.scale)
+            if self.conv.bias is not None:
+                with torch.no_grad():
+                    self.conv.bias.copy_(self.conv.bias[::self.scale ** 2].repeat_interleave(self.scale ** 2))
+
+    def forward(self, x: Tensor) -> Tensor:
+        _check_batch(x)
+        return self.shuffle(self.conv(x))
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}, icnr={self.icnr}"

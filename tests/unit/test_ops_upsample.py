@@ -18,6 +18,7 @@ from segtutor.ops import (
     upsample_bilinear,
     upsample_nearest,
 )
+from segtutor.ops.upsample import SubPixelConv2d, icnr_
 
 
 @pytest.fixture
@@ -268,3 +269,84 @@ def test_modules_refuse_bad_configuration():
         MaxPoolWithIndices(2, padding=2)
     with pytest.raises(ValueError, match="channels must be a positive int, got 0"):
         bilinear_kernel(0, 2)
+
+
+# --------------------------------------------------------------------------- sub-pixel convolution and ICNR
+
+@pytest.mark.parametrize("scale", [1, 2, 3])
+@pytest.mark.parametrize("kernel_size", [1, 3])
+def test_icnr_sub_pixel_conv_is_conv2d_then_nearest_interpolation(x, scale, kernel_size):
+    """With ICNR, conv + PixelShuffle equals F.conv2d with the sub-kernel, then
+    F.interpolate(mode="nearest"): every r x r block starts constant."""
+    torch.manual_seed(1)
+    layer = SubPixelConv2d(3, 4, scale, kernel_size=kernel_size)
+    groups = scale * scale
+    sub_weight, sub_bias = layer.conv.weight[::groups], layer.conv.bias[::groups]
+    expected = F.interpolate(F.conv2d(x, sub_weight, sub_bias, padding=kernel_size // 2),
+                             scale_factor=scale, mode="nearest")
+    torch.testing.assert_close(layer(x), expected)
+
+
+@pytest.mark.parametrize("scale", [2, 3])
+@pytest.mark.parametrize("icnr", [True, False])
+def test_sub_pixel_conv_is_a_transposed_conv_with_kernel_scale_times_larger(x, scale, icnr):
+    """Shi et al.'s equivalence, against F.conv_transpose2d: conv k (padding h = k // 2)
+    + PixelShuffle(r) is a stride-r transposed conv with a kernel r * k and padding r * h,
+    whose tap (i + r(h - dy), j + r(h - dx)) is the conv's tap (dy + h, dx + h) of channel
+    c r^2 + i r + j."""
+    torch.manual_seed(2)
+    k, h = 3, 1
+    layer = SubPixelConv2d(3, 2, scale, kernel_size=k, icnr=icnr, bias=False)
+    w = layer.conv.weight.detach()  # [2 r^2, 3, k, k]
+    transposed = torch.zeros(3, 2, scale * k, scale * k)
+    for c in range(2):
+        for i in range(scale):
+            for j in range(scale):
+                for dy in range(-h, h + 1):
+                    for dx in range(-h, h + 1):
+                        transposed[:, c, i + scale * (h - dy), j + scale * (h - dx)] = \
+                            w[c * scale * scale + i * scale + j, :, dy + h, dx + h]
+    expected = F.conv_transpose2d(x, transposed, stride=scale, padding=scale * h)
+    torch.testing.assert_close(layer(x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_icnr_fills_in_place_with_the_given_initializer_and_keeps_the_scale():
+    weight = torch.empty(16 * 4, 8, 3, 3)
+    assert icnr_(weight, 2, nn.init.ones_) is weight
+    assert torch.equal(weight, torch.ones_like(weight))
+    torch.manual_seed(3)
+    icnr_(weight, 2)
+    for g in range(16):
+        group = weight[4 * g:4 * g + 4]
+        assert torch.equal(group, group[:1].expand_as(group))
+    bound = 1 / (8 * 9) ** 0.5  # nn.Conv2d's default: uniform(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    reference = nn.Conv2d(8, 64, 3).weight
+    assert weight.abs().max() <= bound and reference.abs().max() <= bound
+    assert weight.abs().max() > 0.9 * bound
+
+
+def test_sub_pixel_conv_random_initialisation_is_left_alone_without_icnr(x):
+    torch.manual_seed(4)
+    layer = SubPixelConv2d(3, 2, 2, icnr=False)
+    assert not torch.equal(layer.conv.weight[0], layer.conv.weight[1])
+    assert layer(x).shape == (2, 2, 10, 14)
+    assert "scale=2, icnr=False" in repr(layer)
+
+
+def test_icnr_and_sub_pixel_conv_refuse_bad_arguments(x):
+    with pytest.raises(ValueError, match=r"weight.shape\[0\] must be a multiple of scale\*\*2 = 4, got 6"):
+        icnr_(torch.empty(6, 3, 3, 3), 2)
+    with pytest.raises(TypeError, match="weight must be a floating-point tensor"):
+        icnr_(torch.empty(4, 3, 3, 3, dtype=torch.int64), 2)
+    with pytest.raises(ValueError, match=r"weight must be 4-D"):
+        icnr_(torch.empty(4, 3, 3), 2)
+    with pytest.raises(ValueError, match="scale must be a positive int, got 0"):
+        icnr_(torch.empty(4, 3, 3, 3), 0)
+    with pytest.raises(TypeError, match="initializer must be callable"):
+        icnr_(torch.empty(4, 3, 3, 3), 2, initializer="kaiming")
+    with pytest.raises(ValueError, match="kernel_size must be odd"):
+        SubPixelConv2d(3, 3, 2, kernel_size=4)
+    with pytest.raises(TypeError, match="icnr must be True or False"):
+        SubPixelConv2d(3, 3, 2, icnr=1)
+    with pytest.raises(ValueError, match=r"x must be 4-D \[N, C, H, W\]"):
+        SubPixelConv2d(3, 3, 2)(x[0])
