@@ -1,7 +1,7 @@
 """Operations the networks are built from (this layer imports only torch).
 
-* :mod:`~segtutor.ops.upsample`: interpolation, bed of nails, max unpooling, transposed and
-  resize convolutions;
+* :mod:`~segtutor.ops.upsample`: interpolation, bed of nails, max unpooling, transposed,
+  resize and sub-pixel convolutions (with ICNR initialisation);
 * :mod:`~segtutor.ops.blocks`: :func:`conv_bn_relu`, the block most networks repeat;
 * :mod:`~segtutor.ops.tiling`: overlap-tile prediction and averaging over the 8 symmetries;
 * :mod:`~segtutor.ops.crf`: the fully connected CRF (:func:`dense_crf`, exact or windowed);
@@ -20,9 +20,11 @@ from .upsample import (
     MaxPoolWithIndices,
     PooledWithIndices,
     ResizeConv2d,
+    SubPixelConv2d,
     TransposedConvUpsample,
     bed_of_nails,
     bilinear_kernel,
+    icnr_,
     max_unpool,
     upsample_bilinear,
     upsample_nearest,
@@ -38,6 +40,7 @@ __all__ = [
     "ResizeConv2d",
     "RoIAlign",
     "RoIPool",
+    "SubPixelConv2d",
     "SymmetryAverage",
     "TransposedConvUpsample",
     "bed_of_nails",
@@ -45,6 +48,7 @@ __all__ = [
     "center_crop",
     "conv_bn_relu",
     "dense_crf",
+    "icnr_",
     "max_unpool",
     "mirror_indices",
     "mirror_pad",
