@@ -8,6 +8,8 @@ place, so that a chapter and a benchmark that report the same experiment run the
 and differ only in the sizes they pass. No other module of ``segtutor`` composes models,
 data and the training loop.
 
+:class:`FCNShapesRecipe` is Chapter 6's comparison of FCN-32s, FCN-16s and FCN-8s on the
+synthetic ``Shapes``.
 :class:`DeepLabShapesRecipe` is Chapter 9's comparison of DeepLab's design choices (output
 stride, single rate vs ASPP, image pooling) on the synthetic ``Shapes``.
 :class:`GlobalContextRecipe` is Chapter 10's: a small FCN with and without a context module
@@ -46,6 +48,7 @@ from ._checks import (
     check_optional_bool,
     check_positive_int,
     check_positive_number,
+    check_probability,
 )
 from .arithmetic import measure_receptive_field, receptive_field
 from .data import (
@@ -60,6 +63,7 @@ from .data import (
 from .losses import DiceCELoss
 from .metrics import ConfusionMatrix, boundary_iou, coco_ap, trimap_iou
 from .models.deeplab import AtrousFCHead, DeepLab, DeepLabHead, deeplab_vgg16_features
+from .models.fcn import FCN, fcn
 from .models.mask_rcnn import mask_rcnn
 from .models.pspnet import PyramidPooling
 from .models.unet import UNet, unet
@@ -70,7 +74,7 @@ from .utils import device as pick_device
 from .utils import eval_mode, seed_everything
 
 __all__ = ["DEEPLAB_SHAPES", "DEEPLAB_SHAPES_GPU", "DEEPLAB_VARIANTS", "EVALUATIONS",
-           "GLOBAL_CONTEXT", "GLOBAL_CONTEXT_GPU", "GLOBAL_CONTEXT_VARIANTS",
+           "FCN_SHAPES", "FCN_SHAPES_GPU", "FCN_VARIANTS", "FCNShapesRecipe", "GLOBAL_CONTEXT", "GLOBAL_CONTEXT_GPU", "GLOBAL_CONTEXT_VARIANTS",
            "ISBI_UNET", "ISBI_UNET_GPU", "MASK_RCNN_SHAPES", "MASK_RCNN_SHAPES_GPU",
            "MASK_RCNN_VARIANTS", "DeepLabShapesRecipe", "GlobalContextRecipe", "ISBIUNetRecipe",
            "MaskRCNNShapesRecipe", "load_isbi"]
@@ -399,6 +403,100 @@ def _train_one_cycle(build: Callable[[], DeepLab], data: Dataset, *, batch_size:
                       optimizer, max_lr=lr, total_steps=steps),
                   seed=seed, device=device, progress=progress)
     return net, history, time.perf_counter() - started
+
+
+# --------------------------------------------------------------------------- Chapter 6
+
+#: Chapter 6's three networks, by name: the output stride of their finest scores before the
+#: last upsampling (FCN-32s: none fused; FCN-16s: pool4's; FCN-8s: pool4's and pool3's).
+FCN_VARIANTS: dict[str, int] = {"fcn32s": 32, "fcn16s": 16, "fcn8s": 8}
+
+
+@dataclass(frozen=True)
+class FCNShapesRecipe:
+    """Chapter 6's experiment: narrow FCN-32s, 16s and 8s on ``Shapes`` for a fixed number of steps.
+
+    * **data**: ``Shapes`` of ``image_size`` pixels, ``steps * batch_size`` training images
+      (one epoch; seed 0) and ``val_images`` held out (seed 1);
+    * **networks** (:meth:`model`): :func:`~segtutor.models.fcn.fcn` at the variant's output
+      stride (:data:`FCN_VARIANTS`), VGG16's layout with ``width`` channels in the first
+      stage and batch norm (not in the paper, whose ImageNet initialisation made training
+      from scratch unnecessary; here it lets the network learn from scratch in a few hundred
+      steps), fc6 and fc7 ``fc_channels`` wide with ``dropout``, the transposed
+      convolutions bilinear and frozen unless ``freeze_upsampling=False``;
+    * **training**: AdamW at ``lr`` with a one-cycle schedule over the ``steps``,
+      cross-entropy, one epoch -- the same budget in steps for every network, so the
+      seconds per step measure their cost;
+    * **evaluation** (:meth:`evaluate`): pixel accuracy, mIoU, trimap IoU (``band`` pixels
+      around the true edges) and Boundary IoU (Cheng et al. 2021) on the held-out images.
+
+    Raises:
+        TypeError, ValueError: a field of the wrong type or out of range.
+    """
+
+    image_size: int = 96
+    batch_size: int = 8
+    steps: int = 240
+    width: int = 8
+    fc_channels: int = 64
+    dropout: float = 0.1
+    freeze_upsampling: bool = True
+    lr: float = 1e-2
+    val_images: int = 64
+    band: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("image_size", "batch_size", "steps", "width", "fc_channels",
+                     "val_images", "band"):
+            check_positive_int(getattr(self, name), name)
+        check_probability(self.dropout, "dropout")
+        check_bool(self.freeze_upsampling, "freeze_upsampling")
+        check_positive_number(self.lr, "lr")
+
+    # the same data as Chapter 9's recipe, drawn from this recipe's sizes
+    train_set = DeepLabShapesRecipe.train_set
+    val_set = DeepLabShapesRecipe.val_set
+
+    def model(self, variant: str) -> FCN:
+        """A freshly initialised network of :data:`FCN_VARIANTS` ``variant``.
+
+        Raises:
+            ValueError: an unknown variant.
+        """
+        check_choice(variant, "variant", tuple(FCN_VARIANTS))
+        return fcn(output_stride=FCN_VARIANTS[variant], num_classes=Shapes.num_classes,
+                   width=self.width, fc_channels=self.fc_channels, dropout=self.dropout,
+                   batch_norm=True, freeze_upsampling=self.freeze_upsampling)
+
+    def train(self, variant: str, *, seed: int = 0, device: str | torch.device | None = None,
+              progress: bool = False) -> tuple[FCN, History, float]:
+        """Seed, build :meth:`model` and train it for ``steps`` steps.
+
+        Returns:
+            the trained network (in training mode, on ``device``), its history and the wall
+            seconds of training.
+        """
+        return _train_one_cycle(lambda: self.model(variant), self.train_set(),
+                                batch_size=self.batch_size, lr=self.lr,
+                                num_classes=Shapes.num_classes, seed=seed, device=device,
+                                progress=progress)
+
+    def evaluate(self, model: torch.nn.Module, images: Tensor, masks: Tensor) -> dict[str, float]:
+        """Pixel accuracy, mIoU, trimap IoU and Boundary IoU of ``model`` on ``images`` ``[N, 3, H, W]``."""
+        labels = predict(model, images).cpu()
+        matrix = ConfusionMatrix(Shapes.num_classes)
+        matrix.update(labels, masks)
+        return {"pixel_accuracy": matrix.pixel_accuracy(), "miou": matrix.mean_iou(),
+                "trimap_iou": trimap_iou(labels, masks, Shapes.num_classes, width=self.band),
+                "boundary_iou": boundary_iou(labels, masks, Shapes.num_classes)}
+
+
+#: Chapter 6 on a CPU: 96-pixel images, 240 steps of 8 (``benchmarks/fcn_shapes.py``
+#: repeats it over seeds).
+FCN_SHAPES = FCNShapesRecipe()
+
+#: Chapter 6 on a GPU: 192-pixel images and longer training.
+FCN_SHAPES_GPU = FCNShapesRecipe(image_size=192, steps=3000)
 
 
 # --------------------------------------------------------------------------- Chapter 10

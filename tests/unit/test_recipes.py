@@ -273,6 +273,94 @@ def test_deeplab_recipe_trains_and_scores():
         dataclasses.replace(DEEPLAB_SHAPES, steps=0)
 
 
+# --- Chapter 6's FCN recipe -------------------------------------------------------------
+
+#: An FCN recipe small enough to train for a few steps in a test.
+TINY_FCN = dataclasses.replace(recipes.FCN_SHAPES, image_size=32, steps=3, batch_size=2,
+                               val_images=4, width=4, fc_channels=8)
+
+
+def test_fcn_recipe_networks():
+    from segtutor.models.fcn import FCN
+    from segtutor.recipes import FCN_SHAPES, FCN_SHAPES_GPU, FCN_VARIANTS
+
+    assert FCN_VARIANTS == {"fcn32s": 32, "fcn16s": 16, "fcn8s": 8}
+    learnable = {}
+    for variant, stride in FCN_VARIANTS.items():
+        net = FCN_SHAPES.model(variant)
+        assert isinstance(net, FCN) and net.upscore.factor == stride
+        assert len(net.skips) == {32: 0, 16: 1, 8: 2}[stride]
+        # batch norm after every one of VGG16's 13 convolutions; fc6/fc7 as wide as asked
+        assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.backbone) == 13
+        assert net.head.fc6.out_channels == net.head.fc7.out_channels == FCN_SHAPES.fc_channels
+        assert net.head.drop6.p == net.head.drop7.p == FCN_SHAPES.dropout
+        upsamplings = [net.upscore, *net.upscore2.values()]
+        assert not any(m.weight.requires_grad for m in upsamplings)  # frozen by default
+        logits = net.train()(torch.randn(2, 3, 40, 44))
+        assert logits.shape == (2, 4, 40, 44)
+        learnable[variant] = count_parameters(net, trainable_only=True)
+    # a skip adds only its 1x1 score layer: pool4 has 8 x width channels, pool3 4 x width
+    classes, width = 4, FCN_SHAPES.width
+    assert learnable["fcn16s"] - learnable["fcn32s"] == 8 * width * classes + classes
+    assert learnable["fcn8s"] - learnable["fcn16s"] == 4 * width * classes + classes
+    trainable = dataclasses.replace(FCN_SHAPES, freeze_upsampling=False).model("fcn8s")
+    assert all(m.weight.requires_grad for m in [trainable.upscore, *trainable.upscore2.values()])
+    assert FCN_SHAPES.train_set().size == (96, 96) and len(FCN_SHAPES.train_set()) == 240 * 8
+    assert FCN_SHAPES_GPU.image_size == 192 and FCN_SHAPES_GPU.steps == 3000
+    with pytest.raises(ValueError, match="variant must be one of"):
+        FCN_SHAPES.model("fcn4s")
+
+
+def test_fcn_recipe_trains_and_scores():
+    net, history, seconds = TINY_FCN.train("fcn16s", seed=0, device="cpu")
+    assert history.step[-1] == 3 and seconds > 0
+    val = TINY_FCN.val_set()
+    images = torch.stack([i for i, _ in val])
+    masks = torch.stack([m for _, m in val])
+    scores = TINY_FCN.evaluate(net, images, masks)
+    assert set(scores) == {"pixel_accuracy", "miou", "trimap_iou", "boundary_iou"}
+    assert all(0 <= v <= 1 for v in scores.values())
+    expected = evaluate(net, [(images, masks)], num_classes=4)  # the training loop's metrics
+    assert scores["pixel_accuracy"] == pytest.approx(expected["pixel_accuracy"])
+    assert scores["miou"] == pytest.approx(expected["mean_iou"])
+    again, _, _ = TINY_FCN.train("fcn16s", seed=0, device="cpu")
+    for a, b in zip(net.state_dict().values(), again.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)  # a seed fixes weights and data order
+
+
+@pytest.mark.parametrize("field, value, error", [
+    ("steps", 0, ValueError), ("width", 8.0, TypeError), ("dropout", 1.5, ValueError),
+    ("freeze_upsampling", 1, TypeError), ("lr", 0.0, ValueError), ("band", 0, ValueError),
+])
+def test_fcn_recipe_refuses_bad_fields(field, value, error):
+    with pytest.raises(error, match=field):
+        dataclasses.replace(recipes.FCN_SHAPES, **{field: value})
+
+
+def test_fcn_benchmark_results_are_the_recipes():
+    from segtutor.viz.source import benchmark_results
+
+    spec = importlib.util.spec_from_file_location("fcn_shapes", REPO / "benchmarks" / "fcn_shapes.py")
+    benchmark = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = benchmark
+    spec.loader.exec_module(benchmark)
+    assert benchmark.FCN_SHAPES is recipes.FCN_SHAPES
+    results = benchmark_results("fcn_shapes.csv")
+    assert any(line.startswith("command: python benchmarks/fcn_shapes.py")
+               for line in results.comments)
+    for variant, stride in recipes.FCN_VARIANTS.items():
+        runs = results.where(variant=variant)
+        assert sorted(int(r["seed"]) for r in runs) == [0, 1, 2]
+        assert {int(r["output_stride"]) for r in runs} == {stride}
+        assert {int(r["parameters"]) for r in runs} == {
+            count_parameters(recipes.FCN_SHAPES.model(variant))}
+    # the chapter reads this file rather than retyping its numbers
+    notebook = json.loads((REPO / "book" / "06_fcn.ipynb").read_text())
+    code = "\n".join("".join(cell["source"]) for cell in notebook["cells"]
+                     if cell["cell_type"] == "code")
+    assert 'benchmark_results("fcn_shapes.csv")' in code
+
+
 # -- Chapter 11: Mask R-CNN on ShapesInstances -------------------------------------------
 
 #: A Mask R-CNN recipe small enough to train for a few steps in a test.
