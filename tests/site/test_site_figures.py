@@ -42,7 +42,8 @@ class _Images(HTMLParser):
             self._figure = {"caption": ""}
         elif tag == "figcaption":
             self._in_caption = True
-        elif tag == "img" and self._output_depth:
+        elif tag == "img" and self._output_depth and attributes.get("src"):
+            # (an img without src is a matplotlib JS animation's frame holder, filled by its script)
             self.images.append({"src": attributes.get("src"), "alt": attributes.get("alt") or "",
                                 "figure": self._figure})
 
