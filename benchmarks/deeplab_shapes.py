@@ -16,14 +16,18 @@ comment lines naming the machine, the date and the command; ``--out -`` prints i
 
 from __future__ import annotations
 
-import shlex
-import statistics
-import sys
 from pathlib import Path
 
 import torch
 
-from segtutor.bench import count_parameters, parse_sweep, seed_table, sweep_parser, write_results
+from segtutor.bench import (
+    count_parameters,
+    mean_of,
+    parse_sweep,
+    run_sweep,
+    seed_table,
+    sweep_parser,
+)
 from segtutor.recipes import DEEPLAB_SHAPES, DEEPLAB_VARIANTS
 
 DEFAULT_OUT = Path(__file__).parent / "results" / "deeplab_shapes.csv"
@@ -48,20 +52,15 @@ def summary(rows: list[dict[str, object]]) -> str:
     """Markdown: mean (min-max) of each score per variant, and the mean seconds per step."""
     return seed_table(rows, list(DEEPLAB_VARIANTS), [
         ("mIoU", "miou"), ("trimap IoU", "trimap_iou"), ("Boundary IoU", "boundary_iou"),
-        ("s/step", lambda runs: f"{statistics.mean(float(r['seconds_per_step']) for r in runs):.3f}")])
+        ("s/step", mean_of("seconds_per_step", 3))])
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_sweep(sweep_parser(__doc__.split("\n")[0], DEEPLAB_VARIANTS, DEFAULT_OUT), argv)
-    rows = []
-    for variant in args.variants:
-        for seed in args.seeds:
-            rows.append(run(variant, seed))
-            print(", ".join(f"{k}={v}" for k, v in rows[-1].items()), flush=True)
-    write_results(args.out, rows, FIELDS, "python benchmarks/deeplab_shapes.py "
-                  + shlex.join(sys.argv[1:] if argv is None else argv))
+    parser = sweep_parser(__doc__.split("\n")[0], DEEPLAB_VARIANTS, DEFAULT_OUT)
+    args = parse_sweep(parser, argv)
+    rows = run_sweep(run, args, list(DEEPLAB_VARIANTS), FIELDS,
+                     "benchmarks/deeplab_shapes.py", argv)
     print(summary(rows))
-
 
 if __name__ == "__main__":
     main()

@@ -19,20 +19,17 @@ prints it only.
 
 from __future__ import annotations
 
-import shlex
-import statistics
-import sys
 from pathlib import Path
 
 import torch
 
 from segtutor.bench import (
     count_parameters,
-    merge_results,
+    mean_of,
     parse_sweep,
+    run_sweep,
     seed_table,
     sweep_parser,
-    write_results,
 )
 from segtutor.recipes import GLOBAL_CONTEXT, GLOBAL_CONTEXT_VARIANTS
 
@@ -58,25 +55,15 @@ def summary(rows: list[dict[str, object]]) -> str:
     return seed_table(rows, list(GLOBAL_CONTEXT_VARIANTS), [
         ("parameters", lambda runs: f"{int(runs[0]['parameters']):,}"),
         ("mIoU", "miou"), ("kinds' mIoU", "kind_miou"), ("frame error", "frame_error"),
-        ("s/step", lambda runs: f"{statistics.mean(float(r['seconds_per_step']) for r in runs):.3f}")])
+        ("s/step", mean_of("seconds_per_step", 3))])
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_sweep(sweep_parser(__doc__.split("\n")[0], GLOBAL_CONTEXT_VARIANTS, DEFAULT_OUT),
-                       argv)
-    rows: list[dict[str, object]] = []
-    for variant in args.variants:
-        for seed in args.seeds:
-            rows.append(run(variant, seed))
-            print(", ".join(f"{k}={v}" for k, v in rows[-1].items()), flush=True)
-    merged, comments = merge_results(args.merge)  # after the runs: parallel ones have finished
-    rows.extend(merged)
-    order = list(GLOBAL_CONTEXT_VARIANTS)
-    rows.sort(key=lambda row: (order.index(str(row["variant"])), int(row["seed"])))
-    write_results(args.out, rows, FIELDS, "python benchmarks/global_context.py "
-                  + shlex.join(sys.argv[1:] if argv is None else argv), comments=comments)
+    parser = sweep_parser(__doc__.split("\n")[0], GLOBAL_CONTEXT_VARIANTS, DEFAULT_OUT)
+    args = parse_sweep(parser, argv)
+    rows = run_sweep(run, args, list(GLOBAL_CONTEXT_VARIANTS), FIELDS,
+                     "benchmarks/global_context.py", argv)
     print(summary(rows))
-
 
 if __name__ == "__main__":
     main()

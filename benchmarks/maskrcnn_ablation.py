@@ -22,12 +22,15 @@ the machine, the date and the command; ``--out -`` prints it only.
 from __future__ import annotations
 
 import os
-import shlex
-import statistics
-import sys
 from pathlib import Path
 
-from segtutor.bench import merge_results, parse_sweep, seed_table, sweep_parser, write_results
+from segtutor.bench import (
+    mean_of,
+    parse_sweep,
+    run_sweep,
+    seed_table,
+    sweep_parser,
+)
 from segtutor.recipes import MASK_RCNN_SHAPES, MASK_RCNN_VARIANTS
 
 DEFAULT_OUT = Path(__file__).parent / "results" / "maskrcnn_ablation.csv"
@@ -45,31 +48,27 @@ def run(variant: str, seed: int) -> dict[str, object]:
             "seconds": round(seconds, 1)}
 
 
+def load_average() -> list[str]:
+    """The machine's load at the end of the sweep: the seconds depend on it."""
+    return ["load average (1, 5, 15 min) at the end: "
+            + ", ".join(f"{x:.2f}" for x in os.getloadavg())]
+
+
 def summary(rows: list[dict[str, object]]) -> str:
     """Markdown: mean (min-max) of each score per variant, and the mean training seconds."""
     return seed_table(rows, list(MASK_RCNN_VARIANTS), label="variant", columns=[
         ("mask AP", "mask_AP"), ("mask AP50", "mask_AP50"), ("mask AP75", "mask_AP75"),
         ("box AP", "box_AP"),
-        ("s", lambda runs: f"{statistics.mean(float(r['seconds']) for r in runs):.0f}")])
+        ("s", mean_of("seconds", 0))])
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = parse_sweep(sweep_parser(__doc__.split("\n")[0], MASK_RCNN_VARIANTS, DEFAULT_OUT), argv)
-    rows: list[dict[str, object]] = []
-    for seed in args.seeds:  # seed-major: an interrupted sweep still compares the variants
-        for variant in args.variants:
-            rows.append(run(variant, seed))
-            print(", ".join(f"{k}={v}" for k, v in rows[-1].items()), flush=True)
-    merged, comments = merge_results(args.merge)  # after the runs: parallel ones have finished
-    rows.extend(merged)
-    order = list(MASK_RCNN_VARIANTS)
-    rows.sort(key=lambda row: (order.index(str(row["variant"])), int(row["seed"])))
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())  # the seconds depend on it
-    write_results(args.out, rows, FIELDS, "python benchmarks/maskrcnn_ablation.py "
-                  + shlex.join(sys.argv[1:] if argv is None else argv),
-                  comments=[*comments, f"load average (1, 5, 15 min) at the end: {load}"])
+    parser = sweep_parser(__doc__.split("\n")[0], MASK_RCNN_VARIANTS, DEFAULT_OUT)
+    args = parse_sweep(parser, argv)
+    rows = run_sweep(run, args, list(MASK_RCNN_VARIANTS), FIELDS,
+                     "benchmarks/maskrcnn_ablation.py", argv,
+                     seed_major=True, comments=load_average)
     print(summary(rows))
-
 
 if __name__ == "__main__":
     main()

@@ -16,8 +16,9 @@ The book and ``benchmarks/`` measure with these functions only:
 :func:`results_header` writes the comment lines (machine, date, command) that start every
 results file of ``benchmarks/results/``; :func:`machine_name` names the CPU in them;
 :func:`write_results` writes such a file. The benchmark scripts that repeat a training
-recipe over seeds share :func:`sweep_parser` (their command line), :func:`mean_and_range`
-(how a spread over seeds is written) and :func:`seed_table` (their Markdown summary).
+recipe over seeds share :func:`sweep_parser` (their command line), :func:`run_sweep` (the
+runs, merged, sorted and written), :func:`mean_and_range` (how a spread over seeds is
+written) and :func:`seed_table` with :func:`mean_of` (their Markdown summary).
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ import datetime
 import io
 import os
 import platform
+import shlex
 import statistics
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -52,11 +55,13 @@ __all__ = [
     "count_parameters",
     "machine_name",
     "mean_and_range",
+    "mean_of",
     "measure_training_step",
     "median_seconds",
     "merge_results",
     "results_header",
     "parse_sweep",
+    "run_sweep",
     "saved_for_backward_bytes",
     "seed_table",
     "sweep_parser",
@@ -322,6 +327,16 @@ def seed_table(rows: Sequence[Mapping[str, object]], order: Sequence[str],
     return "\n".join(lines)
 
 
+def mean_of(field: str, digits: int = 3) -> Callable[[list[Mapping[str, object]]], str]:
+    """A :func:`seed_table` column: the mean of ``field`` over the runs, to ``digits`` decimals."""
+    check_non_negative_int(digits, "digits")
+
+    def column(runs: list[Mapping[str, object]]) -> str:
+        return f"{statistics.mean(float(str(run[field])) for run in runs):.{digits}f}"
+
+    return column
+
+
 def sweep_parser(description: str, variants: Sequence[str], default_out: str | Path, *,
                  option: str = "--variants") -> argparse.ArgumentParser:
     """The command line of a benchmark that repeats a recipe per variant and seed.
@@ -359,6 +374,37 @@ def merge_results(paths: Sequence[str | Path]) -> tuple[list[dict[str, str]], li
                      for line in lines if line.startswith("# command:")]
         rows.extend(csv.DictReader(line for line in lines if line and not line.startswith("#")))
     return rows, comments
+
+
+def run_sweep(run: Callable[[str, int], Mapping[str, object]], args: argparse.Namespace,
+              order: Sequence[str], fields: Sequence[str], script: str,
+              argv: Sequence[str] | None = None, *, seed_major: bool = False,
+              comments: Callable[[], Sequence[str]] = tuple) -> list[dict[str, object]]:
+    """Run a seed sweep parsed by :func:`parse_sweep` and write its results file.
+
+    Calls ``run(variant, seed)`` for every one of ``args.variants`` and ``args.seeds``
+    (variant by variant, or seed by seed with ``seed_major``, so that an interrupted sweep
+    still compares the variants), printing each row; then adds the rows of ``args.merge``
+    (read after the runs, so that parallel ones have finished), sorts them by the position of
+    their variant in ``order`` and by seed, and writes them with :func:`write_results` to
+    ``args.out`` under the command ``python <script> <argv>``, followed by the merged files'
+    commands and ``comments()`` (called at the end, e.g. for the load average).
+
+    Returns:
+        the sorted rows.
+    """
+    pairs = ([(variant, seed) for seed in args.seeds for variant in args.variants] if seed_major
+             else [(variant, seed) for variant in args.variants for seed in args.seeds])
+    rows: list[dict[str, object]] = []
+    for variant, seed in pairs:
+        rows.append(dict(run(variant, seed)))
+        print(", ".join(f"{key}={value}" for key, value in rows[-1].items()), flush=True)
+    merged, merged_comments = merge_results(args.merge)
+    rows.extend(merged)
+    rows.sort(key=lambda row: (list(order).index(str(row["variant"])), int(str(row["seed"]))))
+    command = f"python {script} " + shlex.join(sys.argv[1:] if argv is None else argv)
+    write_results(args.out, rows, fields, command, comments=[*merged_comments, *comments()])
+    return rows
 
 
 def parse_sweep(parser: argparse.ArgumentParser,

@@ -289,3 +289,43 @@ def test_merge_results_reads_back_what_write_results_wrote(tmp_path, capsys):
                                  ["--merge", str(first)]).merge == [str(first)]
     finally:
         torch.set_num_threads(threads)
+
+
+def test_mean_of_is_a_seed_table_column_of_means():
+    runs = [{"seconds": "1.0"}, {"seconds": 2.5}]
+    assert bench.mean_of("seconds", 2)(runs) == f"{statistics.mean([1.0, 2.5]):.2f}"
+    with pytest.raises(ValueError, match="digits"):
+        bench.mean_of("seconds", -1)
+
+
+@pytest.mark.parametrize("seed_major", [False, True])
+def test_run_sweep_runs_merges_sorts_and_writes(tmp_path, capsys, seed_major):
+    threads = torch.get_num_threads()
+    try:
+        earlier = tmp_path / "earlier.csv"
+        bench.write_results(earlier, [{"variant": "b", "seed": 5, "score": 0.5}],
+                            ("variant", "seed", "score"), "python sweep.py --seeds 5")
+        out = tmp_path / "out.csv"
+        argv = ["--seeds", "1", "0", "--out", str(out), "--merge", str(earlier)]
+        args = bench.parse_sweep(bench.sweep_parser("d", ["a", "b"], "o.csv"), argv)
+        calls = []
+
+        def run(variant, seed):
+            calls.append((variant, seed))
+            return {"variant": variant, "seed": seed, "score": seed / 10}
+
+        rows = bench.run_sweep(run, args, ["a", "b"], ("variant", "seed", "score"),
+                               "benchmarks/sweep.py", argv, seed_major=seed_major,
+                               comments=lambda: ["load 1.0"])
+    finally:
+        torch.set_num_threads(threads)
+    expected_calls = ([("a", 1), ("b", 1), ("a", 0), ("b", 0)] if seed_major
+                      else [("a", 1), ("a", 0), ("b", 1), ("b", 0)])
+    assert calls == expected_calls
+    assert [(r["variant"], int(r["seed"])) for r in rows] == [("a", 0), ("a", 1), ("b", 0),
+                                                              ("b", 1), ("b", 5)]
+    text = out.read_text()
+    assert "# command: python benchmarks/sweep.py --seeds 1 0" in text
+    assert "# merged, from the command: python sweep.py --seeds 5" in text
+    assert "# load 1.0" in text and text.rstrip().endswith("b,5,0.5")
+    assert "variant=a, seed=1, score=0.1" in capsys.readouterr().out
