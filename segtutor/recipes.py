@@ -29,6 +29,7 @@ two-minute CPU configuration (which ``benchmarks/isbi_unet.py`` repeats over see
 from __future__ import annotations
 
 import os
+import statistics
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -54,14 +55,16 @@ from .arithmetic import measure_receptive_field, receptive_field
 from .data import (
     ISBI2012,
     AugmentedPairs,
+    ElasticGrid,
     FramedShapes,
     JointTransform,
     Shapes,
     ShapesInstances,
     detection_collate,
 )
-from .losses import DiceCELoss
-from .metrics import ConfusionMatrix, boundary_iou, coco_ap, trimap_iou
+from .data.weightmap import unet_weight_map
+from .losses import CrossEntropyLoss, DiceCELoss
+from .metrics import ISBI_SCORES, ConfusionMatrix, boundary_iou, coco_ap, isbi_scores, trimap_iou
 from .models.deeplab import AtrousFCHead, DeepLab, DeepLabHead, deeplab_vgg16_features
 from .models.fcn import FCN, fcn
 from .models.mask_rcnn import mask_rcnn
@@ -80,6 +83,10 @@ __all__ = ["DEEPLAB_SHAPES", "DEEPLAB_SHAPES_GPU", "DEEPLAB_VARIANTS", "EVALUATI
            "MaskRCNNShapesRecipe", "load_isbi"]
 
 Pairs = Sequence[tuple[Tensor, Tensor]]
+
+#: Pixels added on each side of a crop before :class:`~segtutor.data.ElasticGrid` warps it
+#: (three times its 10-pixel standard deviation) and cut off after.
+ELASTIC_MARGIN = 30
 
 #: The two ways :meth:`ISBIUNetRecipe.evaluate` predicts the held-out images.
 EVALUATIONS = ("one pass", "8 rotations/flips")
@@ -102,13 +109,19 @@ class ISBIUNetRecipe:
     * **data**: random ``crop x crop`` crops of the training images held in memory, a
       random horizontal flip and a random rotation by 0, 90, 180 or 270 degrees (so all
       eight orientations), with ``jitter`` also ``ColorJitter(brightness=0.2,
-      contrast=0.2)``; normalised by the mean and standard deviation of the training
+      contrast=0.2)``, with ``elastic`` also the paper's elastic deformation
+      (:class:`~segtutor.data.ElasticGrid`: a 3 x 3 grid, 10 pixels; applied to a crop
+      :data:`ELASTIC_MARGIN` pixels wider on each side, then centre-cropped, so no pixel
+      comes from outside); normalised by the mean and standard deviation of the training
       pixels; ``steps_per_epoch`` batches of ``batch_size`` crops per epoch;
     * **network**: ``unet(num_classes, in_channels, base_channels)`` (batch norm, up-
       convolutions, four poolings);
     * **training**: AdamW (``lr``, ``weight_decay``), a one-cycle learning rate driven by the
       clock (:func:`segtutor.train.one_cycle_in_time`) over ``budget`` seconds,
-      cross-entropy plus soft Dice (:class:`segtutor.losses.DiceCELoss`); with ``amp=True``
+      cross-entropy plus soft Dice (:class:`segtutor.losses.DiceCELoss`; cross-entropy
+      alone with ``dice=False``), the cross-entropy weighted per pixel by the paper's
+      weight map (:func:`~segtutor.data.weightmap.unet_weight_map`, ``w0=10``,
+      ``sigma=5``, computed once per training image) with ``weight_map=True``; with ``amp=True``
       bfloat16 autocast (float16 or bfloat16 on CUDA) and the ``channels_last`` layout;
     * **evaluation**: whole held-out images, predicted in one pass and averaged over the
       eight rotations and flips (:class:`segtutor.ops.tiling.SymmetryAverage`).
@@ -125,6 +138,9 @@ class ISBIUNetRecipe:
     lr: float = 3e-3
     weight_decay: float = 1e-4
     jitter: bool = False
+    elastic: bool = False
+    dice: bool = True
+    weight_map: bool = False
     budget: float = 120.0
     steps_per_epoch: int = 50
     num_classes: int = 2
@@ -138,7 +154,8 @@ class ISBIUNetRecipe:
         check_positive_number(self.lr, "lr")
         check_positive_number(self.budget, "budget")
         check_number(self.weight_decay, "weight_decay", minimum=0)
-        check_bool(self.jitter, "jitter")
+        for name in ("jitter", "elastic", "dice", "weight_map"):
+            check_bool(getattr(self, name), name)
 
     # -- data -----------------------------------------------------------------------------
 
@@ -155,18 +172,30 @@ class ISBIUNetRecipe:
         return v2.Normalize(pixels.mean(dim=(0, 2, 3)).tolist(), pixels.std(dim=(0, 2, 3)).tolist())
 
     def augmentation(self, normalize: v2.Normalize) -> JointTransform:
-        """Random crop, flip, 90-degree rotation (and jitter), then ``normalize``."""
+        """Random crop, flip, 90-degree rotation (elastic deformation, jitter), then ``normalize``."""
         rotations = v2.RandomChoice([v2.RandomRotation((angle, angle))
                                      for angle in (0, 90, 180, 270)])
-        steps: list[v2.Transform] = [v2.RandomCrop(self.crop), v2.RandomHorizontalFlip(),
-                                     rotations]
+        margin = ELASTIC_MARGIN if self.elastic else 0
+        steps: list[v2.Transform] = [v2.RandomCrop(self.crop + 2 * margin),
+                                     v2.RandomHorizontalFlip(), rotations]
+        if self.elastic:
+            steps += [ElasticGrid(grid=3, sigma=10.0), v2.CenterCrop(self.crop)]
         if self.jitter:
             steps.append(v2.ColorJitter(brightness=0.2, contrast=0.2))
         return JointTransform(*steps, normalize)
 
     def train_loader(self, train_pairs: Pairs, normalize: v2.Normalize) -> DataLoader:
-        """Shuffled batches of augmented crops; ``steps_per_epoch`` full batches per epoch."""
-        crops = AugmentedPairs(train_pairs, self.augmentation(normalize),
+        """Shuffled batches of augmented crops; ``steps_per_epoch`` full batches per epoch.
+
+        With ``weight_map`` the batches are ``(images, masks, weights)``: each training
+        image's weight map is computed once, on the whole image, and cropped and turned with it.
+        """
+        pairs: Sequence[tuple[Tensor, ...]] = train_pairs
+        if self.weight_map:
+            pairs = [(image, mask, unet_weight_map(mask, num_classes=self.num_classes,
+                                                   foreground=1, w0=10.0, sigma=5.0))
+                     for image, mask in train_pairs]
+        crops = AugmentedPairs(pairs, self.augmentation(normalize),
                                length=self.steps_per_epoch * self.batch_size)
         return DataLoader(crops, batch_size=self.batch_size, shuffle=True, drop_last=True)
 
@@ -186,10 +215,12 @@ class ISBIUNetRecipe:
         """AdamW with the recipe's learning rate and weight decay."""
         return torch.optim.AdamW(parameters, lr=self.lr, weight_decay=self.weight_decay)
 
-    @staticmethod
-    def loss() -> DiceCELoss:
-        """Cross-entropy plus soft Dice, equally weighted."""
-        return DiceCELoss()
+    def loss(self) -> DiceCELoss | CrossEntropyLoss:
+        """Cross-entropy plus soft Dice, equally weighted; cross-entropy alone if not ``dice``.
+
+        Either takes the batch's weight map, if any, as ``loss(logits, masks, weights)``.
+        """
+        return DiceCELoss() if self.dice else CrossEntropyLoss()
 
     def train(self, train_loader: DataLoader, *, seed: int, amp: bool | None = None,
               device: str | torch.device | None = None,
@@ -228,17 +259,32 @@ class ISBIUNetRecipe:
                  device: str | torch.device | None = None) -> dict[str, dict[str, Any]]:
         """Metrics on ``test_loader`` for each of :data:`EVALUATIONS`, with the seconds each took.
 
+        Each image is predicted once per method; the same labels give the pixel metrics
+        and, for two classes (ISBI 2012: membrane 0, cell 1), the challenge's segmentation
+        scores (:func:`segtutor.metrics.isbi_scores`), averaged over the images.
+
         Returns:
             ``{"one pass": metrics, "8 rotations/flips": metrics}``, each the dict of
-            :func:`segtutor.train.evaluate` (``mean_iou``, ``pixel_accuracy``,
-            ``per_class_iou``, ...) plus ``"seconds"``.
+            :meth:`segtutor.metrics.ConfusionMatrix.compute` (``mean_iou``,
+            ``pixel_accuracy``, ``per_class_iou``, ...), with two classes also the keys of
+            :data:`segtutor.metrics.ISBI_SCORES`, and ``"seconds"``.
         """
+        if device is not None:  # else the model stays where it is
+            model.to(device if isinstance(device, torch.device) else pick_device(device))
         results: dict[str, dict[str, Any]] = {}
         for method, predictor in zip(EVALUATIONS, (model, SymmetryAverage(model)), strict=True):
             started = time.perf_counter()
-            metrics = evaluate(predictor, test_loader, num_classes=self.num_classes,
-                               device=device)
-            results[method] = {**metrics, "seconds": time.perf_counter() - started}
+            matrix, segmentations = ConfusionMatrix(self.num_classes), []
+            for images, masks in test_loader:
+                labels = predict(predictor, images).cpu()
+                matrix.update(labels, masks)
+                if self.num_classes == 2:
+                    segmentations += [isbi_scores(label, mask)
+                                      for label, mask in zip(labels, masks, strict=True)]
+            scores = {key: statistics.mean(s[key] for s in segmentations)
+                      for key in (ISBI_SCORES if segmentations else ())}
+            results[method] = {**matrix.compute(), **scores,
+                               "seconds": time.perf_counter() - started}
         return results
 
 

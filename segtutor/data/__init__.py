@@ -14,7 +14,8 @@ class id) and ``num_classes``.
 - :class:`OxfordPets`: Oxford-IIIT Pet trimaps, background / pet, borders = 255.
 - :class:`ISBI2012`: EM membranes, membrane / cell, grayscale.
 - :func:`train_transforms`, :func:`eval_transforms`: augmentation for pairs;
-  :class:`AugmentedPairs`: many augmented draws from a few pairs held in memory.
+  :class:`AugmentedPairs`: many augmented draws from a few pairs held in memory;
+  :class:`ElasticGrid`: U-Net's elastic deformation (a coarse random grid).
 """
 
 from .common import IGNORE_INDEX, check_pair
@@ -28,6 +29,7 @@ from .transforms import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     AugmentedPairs,
+    ElasticGrid,
     JointTransform,
     RandomScale,
     eval_transforms,
@@ -58,6 +60,7 @@ __all__ = [
     "download_isbi2012",
     "download_oxford_pets",
     "download_voc2012",
+    "ElasticGrid",
     "eval_transforms",
     "fetch",
     "random_crop",

@@ -12,6 +12,9 @@
 * :mod:`segtutor.metrics.coco`: instance segmentation, scored per object. :func:`coco_ap`
   hands torchvision's detection outputs to pycocotools (COCO's mask or box AP, AP50, AP75,
   …, named by :data:`COCO_STATS`).
+* :mod:`segtutor.metrics.isbi`: the ISBI 2012 challenge's scores of the segmentation a
+  membrane map implies (cells merged or split): :func:`isbi_scores` (foreground-restricted
+  Rand error and the variation of information, by scikit-image) and :func:`label_segments`.
 
 Every public name of these modules is importable from here, e.g.
 ``from segtutor.metrics import ConfusionMatrix, boundary_iou``.
@@ -34,14 +37,18 @@ from .confusion import (
     per_class_iou,
     pixel_accuracy,
 )
+from .isbi import ISBI_SCORES, isbi_scores, label_segments
 
 __all__ = [
     "COCO_STATS",
+    "ISBI_SCORES",
     "ConfusionMatrix",
     "boundary_band",
     "boundary_dilation",
     "boundary_iou",
     "coco_ap",
+    "isbi_scores",
+    "label_segments",
     "mask_boundary",
     "mean_dice",
     "mean_iou",
