@@ -239,7 +239,7 @@ def test_bad_ignore_index_type():
 
 def test_package_layout():
     """The one-batch functions and the boundary measures are importable from the package."""
-    from segtutor.metrics import boundary, coco, confusion
+    from segtutor.metrics import boundary, coco, confusion, isbi
 
     assert metrics.ConfusionMatrix is confusion.ConfusionMatrix
     assert metrics.mean_iou is confusion.mean_iou
@@ -247,7 +247,9 @@ def test_package_layout():
     assert metrics.trimap_iou is boundary.trimap_iou
     assert metrics.boundary_iou is boundary.boundary_iou
     assert metrics.coco_ap is coco.coco_ap
-    assert set(metrics.__all__) == set(confusion.__all__) | set(boundary.__all__) | set(coco.__all__)
+    assert metrics.isbi_scores is isbi.isbi_scores
+    assert set(metrics.__all__) == (set(confusion.__all__) | set(boundary.__all__) | set(coco.__all__)
+                                    | set(isbi.__all__))
     assert all(hasattr(metrics, name) for name in metrics.__all__)
     assert metrics.ConfusionMatrix(3).ignore_index == IGNORE_INDEX == 255
 
