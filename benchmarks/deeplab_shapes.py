@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from segtutor.bench import (
     count_parameters,
     mean_of,
@@ -37,9 +35,7 @@ FIELDS = ("variant", "seed", "output_stride", "rates", "parameters", "seconds_pe
 
 def run(variant: str, seed: int) -> dict[str, object]:
     """Train and evaluate one network of the recipe."""
-    val = DEEPLAB_SHAPES.val_set()
-    images = torch.stack([image for image, _ in val])
-    masks = torch.stack([mask for _, mask in val])
+    images, masks = DEEPLAB_SHAPES.val_tensors()
     net, history, seconds = DEEPLAB_SHAPES.train(variant, seed=seed, device="cpu")
     scores = DEEPLAB_SHAPES.evaluate(net, images, masks)
     return {"variant": variant, "seed": seed, "output_stride": net.output_stride,

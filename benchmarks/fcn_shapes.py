@@ -19,8 +19,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from segtutor.bench import (
     count_parameters,
     mean_of,
@@ -38,9 +36,7 @@ FIELDS = ("variant", "seed", "output_stride", "parameters", "seconds_per_step",
 
 def run(variant: str, seed: int) -> dict[str, object]:
     """Train and evaluate one network of the recipe."""
-    val = FCN_SHAPES.val_set()
-    images = torch.stack([image for image, _ in val])
-    masks = torch.stack([mask for _, mask in val])
+    images, masks = FCN_SHAPES.val_tensors()
     net, history, seconds = FCN_SHAPES.train(variant, seed=seed, device="cpu")
     scores = FCN_SHAPES.evaluate(net, images, masks)
     return {"variant": variant, "seed": seed, "output_stride": FCN_VARIANTS[variant],

@@ -21,8 +21,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from segtutor.bench import (
     count_parameters,
     mean_of,
@@ -40,9 +38,7 @@ FIELDS = ("variant", "seed", "parameters", "seconds_per_step", "miou", "kind_mio
 
 def run(variant: str, seed: int) -> dict[str, object]:
     """Train and evaluate one network of the recipe."""
-    val = GLOBAL_CONTEXT.val_set()
-    images = torch.stack([image for image, _ in val])
-    masks = torch.stack([mask for _, mask in val])
+    images, masks = GLOBAL_CONTEXT.val_tensors()
     net, history, seconds = GLOBAL_CONTEXT.train(variant, seed=seed, device="cpu")
     scores = GLOBAL_CONTEXT.evaluate(net, images, masks)
     return {"variant": variant, "seed": seed, "parameters": count_parameters(net),

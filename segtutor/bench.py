@@ -51,6 +51,7 @@ from ._checks import (
 )
 
 __all__ = [
+    "compare_seeds",
     "count_flops",
     "count_parameters",
     "machine_name",
@@ -59,8 +60,8 @@ __all__ = [
     "measure_training_step",
     "median_seconds",
     "merge_results",
-    "results_header",
     "parse_sweep",
+    "results_header",
     "run_sweep",
     "saved_for_backward_bytes",
     "seed_table",
@@ -296,6 +297,39 @@ def mean_and_range(values: Sequence[float], digits: int = 3) -> str:
         raise ValueError("mean_and_range needs at least one value, got none")
     return (f"{statistics.mean(numbers):.{digits}f} "
             f"({min(numbers):.{digits}f}-{max(numbers):.{digits}f})")
+
+
+def compare_seeds(a: Sequence[float], b: Sequence[float], names: tuple[str, str] = ("a", "b"),
+                  *, higher_is_better: bool = True, digits: int = 3) -> str:
+    """How one score of two variants compares over seeds: the difference of the means and
+    whether the seeds' ranges separate -- the book's rule for calling a gain real.
+
+    Example: ``compare_seeds([0.5, 0.6], [0.3, 0.4], ("indices", "bilinear"))`` is
+    ``"indices - bilinear: mean +0.200 (2 and 2 seeds); the ranges separate, indices is
+    better"``; with overlapping ranges it ends ``"the ranges overlap"``.
+
+    Args:
+        a, b: the score of each seed of the two variants.
+        names: the two variants' names, for the text.
+        higher_is_better: False for an error (lower is better).
+        digits: decimals of the difference.
+
+    Raises:
+        ValueError: ``a`` or ``b`` is empty.
+    """
+    check_bool(higher_is_better, "higher_is_better")
+    check_non_negative_int(digits, "digits")
+    a, b = [float(v) for v in a], [float(v) for v in b]
+    if not a or not b:
+        raise ValueError(f"compare_seeds needs at least one value on each side, got {len(a)} "
+                         f"and {len(b)}")
+    gap = statistics.mean(a) - statistics.mean(b)
+    text = f"{names[0]} - {names[1]}: mean {gap:+.{digits}f} ({len(a)} and {len(b)} seeds); "
+    if min(a) > max(b) or max(a) < min(b):
+        a_higher = min(a) > max(b)
+        return text + (f"the ranges separate, "
+                       f"{names[0] if a_higher == higher_is_better else names[1]} is better")
+    return text + "the ranges overlap"
 
 
 def seed_table(rows: Sequence[Mapping[str, object]], order: Sequence[str],

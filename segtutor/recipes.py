@@ -10,6 +10,9 @@ data and the training loop.
 
 :class:`FCNShapesRecipe` is Chapter 6's comparison of FCN-32s, FCN-16s and FCN-8s on the
 synthetic ``Shapes``.
+:class:`SegNetShapesRecipe` is Chapter 7's comparison of SegNet's decoder upsamplings (max
+unpooling with the encoder's indices, nearest, bilinear, bilinear with FCN's skips) on
+``Shapes``, scored as Chapter 6's.
 :class:`DeepLabShapesRecipe` is Chapter 9's comparison of DeepLab's design choices (output
 stride, single rate vs ASPP, image pooling) on the synthetic ``Shapes``.
 :class:`GlobalContextRecipe` is Chapter 10's: a small FCN with and without a context module
@@ -69,6 +72,7 @@ from .models.deeplab import AtrousFCHead, DeepLab, DeepLabHead, deeplab_vgg16_fe
 from .models.fcn import FCN, fcn
 from .models.mask_rcnn import mask_rcnn
 from .models.pspnet import PyramidPooling
+from .models.segnet import SEGNET_UPSAMPLINGS, SegNet, segnet
 from .models.unet import UNet, unet
 from .ops import conv_bn_relu
 from .ops.tiling import SymmetryAverage
@@ -79,8 +83,9 @@ from .utils import eval_mode, seed_everything
 __all__ = ["DEEPLAB_SHAPES", "DEEPLAB_SHAPES_GPU", "DEEPLAB_VARIANTS", "EVALUATIONS",
            "FCN_SHAPES", "FCN_SHAPES_GPU", "FCN_VARIANTS", "FCNShapesRecipe", "GLOBAL_CONTEXT", "GLOBAL_CONTEXT_GPU", "GLOBAL_CONTEXT_VARIANTS",
            "ISBI_UNET", "ISBI_UNET_GPU", "MASK_RCNN_SHAPES", "MASK_RCNN_SHAPES_GPU",
-           "MASK_RCNN_VARIANTS", "DeepLabShapesRecipe", "GlobalContextRecipe", "ISBIUNetRecipe",
-           "MaskRCNNShapesRecipe", "load_isbi"]
+           "MASK_RCNN_VARIANTS", "SEGNET_SHAPES", "SEGNET_SHAPES_GPU", "DeepLabShapesRecipe",
+           "GlobalContextRecipe", "ISBIUNetRecipe", "MaskRCNNShapesRecipe", "SegNetShapesRecipe",
+           "load_isbi"]
 
 Pairs = Sequence[tuple[Tensor, Tensor]]
 
@@ -312,8 +317,54 @@ DEEPLAB_VARIANTS: dict[str, tuple[int, str]] = {
 }
 
 
+class _ShapesExperiment:
+    """What Chapters 6, 7, 9 and 10's recipes share: their data drawn from the recipe's sizes
+    (``image_size``, ``batch_size``, ``steps``, ``val_images``) and one epoch of AdamW at
+    ``lr`` with a one-cycle schedule over the ``steps`` of the recipe's ``model(variant)``.
+    """
+
+    image_size: int
+    batch_size: int
+    steps: int
+    val_images: int
+    lr: float
+
+    def train_set(self) -> Shapes:
+        """One epoch of ``steps * batch_size`` training images (seed 0)."""
+        return Shapes(length=self.steps * self.batch_size, size=self.image_size, seed=0)
+
+    def val_set(self) -> Shapes:
+        """The held-out images (seed 1)."""
+        return Shapes(length=self.val_images, size=self.image_size, seed=1)
+
+    def val_tensors(self) -> tuple[Tensor, Tensor]:
+        """The held-out images ``[N, 3, H, W]`` and masks ``[N, H, W]``, stacked for ``evaluate``."""
+        val = self.val_set()
+        return (torch.stack([image for image, _ in val]), torch.stack([mask for _, mask in val]))
+
+    #: ``Shapes``' classes, background included (not a field: the data fixes it).
+    num_classes = Shapes.num_classes
+
+    def train(self, variant: str, *, seed: int = 0, device: str | torch.device | None = None,
+              progress: bool = False) -> tuple[torch.nn.Module, History, float]:
+        """Seed, build :meth:`model` ``(variant)`` and train it for ``steps`` steps.
+
+        Returns:
+            the trained network (in training mode, on ``device``), its history and the wall
+            seconds of training.
+        """
+        return _train_one_cycle(lambda: self.model(variant), self.train_set(),
+                                batch_size=self.batch_size, lr=self.lr,
+                                num_classes=self.num_classes, seed=seed, device=device,
+                                progress=progress)
+
+    def model(self, variant: str) -> torch.nn.Module:
+        """A freshly initialised network of ``variant``: each recipe defines its own."""
+        raise NotImplementedError(f"{type(self).__name__} does not define model()")
+
+
 @dataclass(frozen=True)
-class DeepLabShapesRecipe:
+class DeepLabShapesRecipe(_ShapesExperiment):
     """Chapter 9's experiments: narrow DeepLab networks on ``Shapes`` for a fixed number of steps.
 
     * **data**: ``Shapes`` of ``image_size`` pixels, ``steps * batch_size`` training images
@@ -357,14 +408,6 @@ class DeepLabShapesRecipe:
             check_positive_int(rate, "aspp_rates entry")
         check_positive_number(self.lr, "lr")
 
-    def train_set(self) -> Shapes:
-        """One epoch of ``steps * batch_size`` training images (seed 0)."""
-        return Shapes(length=self.steps * self.batch_size, size=self.image_size, seed=0)
-
-    def val_set(self) -> Shapes:
-        """The held-out images (seed 1)."""
-        return Shapes(length=self.val_images, size=self.image_size, seed=1)
-
     def model(self, variant: str) -> DeepLab:
         """A freshly initialised network of :data:`DEEPLAB_VARIANTS` ``variant``.
 
@@ -392,18 +435,6 @@ class DeepLabShapesRecipe:
         """``aspp_rates`` (given for output stride 8) scaled to reach as far in pixels."""
         return tuple(max(1, round(rate * 8 / output_stride)) for rate in self.aspp_rates)
 
-    def train(self, variant: str, *, seed: int = 0, device: str | torch.device | None = None,
-              progress: bool = False) -> tuple[DeepLab, History, float]:
-        """Seed, build :meth:`model` and train it for ``steps`` steps.
-
-        Returns:
-            the trained network (in training mode, on ``device``), its history and the wall
-            seconds of training.
-        """
-        return _train_one_cycle(lambda: self.model(variant), self.train_set(),
-                                batch_size=self.batch_size, lr=self.lr,
-                                num_classes=Shapes.num_classes, seed=seed, device=device,
-                                progress=progress)
 
     def evaluate(self, model: torch.nn.Module, images: Tensor, masks: Tensor) -> dict[str, float]:
         """mIoU, trimap IoU and Boundary IoU of ``model`` on ``images`` ``[N, 3, H, W]``."""
@@ -459,7 +490,7 @@ FCN_VARIANTS: dict[str, int] = {"fcn32s": 32, "fcn16s": 16, "fcn8s": 8}
 
 
 @dataclass(frozen=True)
-class FCNShapesRecipe:
+class FCNShapesRecipe(_ShapesExperiment):
     """Chapter 6's experiment: narrow FCN-32s, 16s and 8s on ``Shapes`` for a fixed number of steps.
 
     * **data**: ``Shapes`` of ``image_size`` pixels, ``steps * batch_size`` training images
@@ -499,10 +530,6 @@ class FCNShapesRecipe:
         check_bool(self.freeze_upsampling, "freeze_upsampling")
         check_positive_number(self.lr, "lr")
 
-    # the same data as Chapter 9's recipe, drawn from this recipe's sizes
-    train_set = DeepLabShapesRecipe.train_set
-    val_set = DeepLabShapesRecipe.val_set
-
     def model(self, variant: str) -> FCN:
         """A freshly initialised network of :data:`FCN_VARIANTS` ``variant``.
 
@@ -514,18 +541,6 @@ class FCNShapesRecipe:
                    width=self.width, fc_channels=self.fc_channels, dropout=self.dropout,
                    batch_norm=True, freeze_upsampling=self.freeze_upsampling)
 
-    def train(self, variant: str, *, seed: int = 0, device: str | torch.device | None = None,
-              progress: bool = False) -> tuple[FCN, History, float]:
-        """Seed, build :meth:`model` and train it for ``steps`` steps.
-
-        Returns:
-            the trained network (in training mode, on ``device``), its history and the wall
-            seconds of training.
-        """
-        return _train_one_cycle(lambda: self.model(variant), self.train_set(),
-                                batch_size=self.batch_size, lr=self.lr,
-                                num_classes=Shapes.num_classes, seed=seed, device=device,
-                                progress=progress)
 
     def evaluate(self, model: torch.nn.Module, images: Tensor, masks: Tensor) -> dict[str, float]:
         """Pixel accuracy, mIoU, trimap IoU and Boundary IoU of ``model`` on ``images`` ``[N, 3, H, W]``."""
@@ -545,6 +560,62 @@ FCN_SHAPES = FCNShapesRecipe()
 FCN_SHAPES_GPU = FCNShapesRecipe(image_size=192, steps=3000)
 
 
+# --------------------------------------------------------------------------- Chapter 7
+
+@dataclass(frozen=True)
+class SegNetShapesRecipe(_ShapesExperiment):
+    """Chapter 7's experiment: narrow SegNets that differ only in how the decoder upsamples.
+
+    * **data**: ``Shapes`` of ``image_size`` pixels, ``steps * batch_size`` training images
+      (one epoch; seed 0) and ``val_images`` held out (seed 1), as Chapters 6 and 9;
+    * **networks** (:meth:`model`): :func:`~segtutor.models.segnet.segnet` with ``width``
+      channels in the first stage and each of :data:`~segtutor.models.segnet.SEGNET_UPSAMPLINGS`:
+      max unpooling with the encoder's indices (SegNet), nearest or bilinear interpolation
+      (the same weights, no indices), bilinear plus a learned 1x1 projection of the
+      encoder's pooled map added at each scale (FCN's skips; the paper's FCN-Basic);
+    * **training**: AdamW at ``lr`` with a one-cycle schedule over the ``steps``,
+      cross-entropy, one epoch -- the same budget in steps for every network;
+    * **evaluation** (:meth:`evaluate`, Chapter 6's): pixel accuracy, mIoU, trimap IoU
+      (``band`` pixels around the true edges) and Boundary IoU on the held-out images.
+
+    Raises:
+        TypeError, ValueError: a field of the wrong type or out of range.
+    """
+
+    image_size: int = 64
+    batch_size: int = 8
+    steps: int = 240
+    width: int = 12
+    lr: float = 5e-3
+    val_images: int = 64
+    band: int = 2
+
+    def __post_init__(self) -> None:
+        for name in ("image_size", "batch_size", "steps", "width", "val_images", "band"):
+            check_positive_int(getattr(self, name), name)
+        check_positive_number(self.lr, "lr")
+
+    evaluate = FCNShapesRecipe.evaluate  # Chapter 6's scores
+
+    def model(self, upsampling: str) -> SegNet:
+        """A freshly initialised SegNet whose decoder upsamples by ``upsampling``.
+
+        Raises:
+            ValueError: ``upsampling`` is not one of ``SEGNET_UPSAMPLINGS``.
+        """
+        check_choice(upsampling, "upsampling", SEGNET_UPSAMPLINGS)
+        return segnet(num_classes=Shapes.num_classes, width=self.width, upsampling=upsampling)
+
+
+
+#: Chapter 7 on a CPU: 64-pixel images, 240 steps of 8 (``benchmarks/segnet_decoders.py``
+#: repeats it over seeds).
+SEGNET_SHAPES = SegNetShapesRecipe()
+
+#: Chapter 7 on a GPU: 192-pixel images and longer training.
+SEGNET_SHAPES_GPU = SegNetShapesRecipe(image_size=192, steps=3000)
+
+
 # --------------------------------------------------------------------------- Chapter 10
 
 #: The networks of Chapter 10's global-context experiment, by name: ``(context module,
@@ -562,7 +633,7 @@ GLOBAL_CONTEXT_VARIANTS: dict[str, tuple[str | None, tuple[int, ...], str]] = {
 
 
 @dataclass(frozen=True)
-class GlobalContextRecipe:
+class GlobalContextRecipe(_ShapesExperiment):
     """Chapter 10's experiment: does a network see far enough? Small FCNs on ``FramedShapes``.
 
     * **data**: :class:`~segtutor.data.FramedShapes` of ``image_size`` pixels with a frame of
@@ -704,19 +775,6 @@ class GlobalContextRecipe:
         measured = measure_receptive_field(net, size)
         return {"computed": table.overall.size[0], "measured": measured.size,
                 "image_size": size, "table": table}
-
-    def train(self, variant: str, *, seed: int = 0, device: str | torch.device | None = None,
-              progress: bool = False) -> tuple[DeepLab, History, float]:
-        """Seed, build :meth:`model` and train it for ``steps`` steps.
-
-        Returns:
-            the trained network (in training mode, on ``device``), its history and the wall
-            seconds of training.
-        """
-        return _train_one_cycle(lambda: self.model(variant), self.train_set(),
-                                batch_size=self.batch_size, lr=self.lr,
-                                num_classes=self.num_classes, seed=seed, device=device,
-                                progress=progress)
 
     def evaluate(self, model: torch.nn.Module, images: Tensor, masks: Tensor,
                  batch_size: int = 32) -> dict[str, Any]:

@@ -9,6 +9,12 @@ each stage max-unpools with the indices of the matching encoder pooling (the max
 back to its position, the other three of the 2x2 window get zeros; nothing is learned),
 then convolutions fill in the sparse map. What the decoder needs from the encoder is only
 the indices -- not the feature maps that U-Net copies across.
+
+``segnet(upsampling=...)`` swaps only the upsampling step of every decoder stage, for the
+paper's decoder-variant study (its Section 4 and Table 1) in miniature: ``"indices"``
+(SegNet), ``"nearest"`` and ``"bilinear"`` (the same decoder, no indices) and ``"skip"``
+(bilinear, plus a learned 1x1 projection of the encoder's pooled map at that scale added, as
+FCN fuses its skips and as the paper's FCN-Basic decoder does).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from collections.abc import Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .._checks import check_positive_int
+from .._checks import check_choice, check_positive_int
 from ..ops import conv_bn_relu
 from ._contract import check_input, crop_padding, pad_to_multiple
 from .registry import register
@@ -31,7 +37,7 @@ from .vgg import (
     pool_stages,
 )
 
-__all__ = ["SEGNET_DECODER_CONFIG", "SegNet", "segnet"]
+__all__ = ["SEGNET_DECODER_CONFIG", "SEGNET_UPSAMPLINGS", "SegNet", "segnet"]
 
 #: The decoder's convolutions, deepest stage first (mirroring VGG16's encoder): each stage
 #: starts with a max-unpooling and lists the output channels of its 3x3 convolutions
@@ -43,6 +49,11 @@ SEGNET_DECODER_CONFIG: tuple[tuple[int, ...], ...] = (
     (128, 64),
     (64,),
 )
+
+#: How a decoder stage doubles its input: max unpooling with the encoder's indices
+#: (SegNet), nearest or bilinear interpolation (no indices), or bilinear interpolation plus
+#: a 1x1 projection of the encoder's pooled map at the new scale (FCN's fusion).
+SEGNET_UPSAMPLINGS: tuple[str, ...] = ("indices", "nearest", "bilinear", "skip")
 
 
 def make_decoder(config: Sequence[Sequence[int]], in_channels: int,
@@ -72,17 +83,31 @@ class SegNet(nn.Module):
             so its keys match ``torchvision.models.vgg16_bn().features``.
         decoder: one stage per encoder pooling, deepest first (:func:`make_decoder`).
         classifier: the last 3x3 convolution producing class scores.
+        upsampling: one of :data:`SEGNET_UPSAMPLINGS`.
+        skips: with ``upsampling="skip"``, one 1x1 convolution per decoder stage but the
+            last (pool4's map first, pool1's last: the last upsampling, to the input's
+            resolution, has no encoder map to add); ``None`` otherwise.
     """
 
     multiple = 32
     min_size = 32
 
     def __init__(self, encoder: nn.Sequential, decoder: nn.ModuleList,
-                 classifier: nn.Conv2d) -> None:
+                 classifier: nn.Conv2d, upsampling: str = "indices",
+                 skips: nn.ModuleList | None = None) -> None:
         super().__init__()
+        check_choice(upsampling, "upsampling", SEGNET_UPSAMPLINGS)
+        if (skips is not None) != (upsampling == "skip"):
+            raise ValueError(f"skips are needed exactly when upsampling='skip'; got "
+                             f"upsampling={upsampling!r} and skips={skips!r}")
+        if skips is not None and len(skips) != len(decoder) - 1:
+            raise ValueError(f"need one skip per decoder stage but the last "
+                             f"({len(decoder) - 1}), got {len(skips)}")
         self.encoder = encoder
         self.decoder = decoder
         self.classifier = classifier
+        self.upsampling = upsampling
+        self.skips = skips
         self.in_channels = encoder[0].in_channels
         self.num_classes = classifier.out_channels
 
@@ -94,15 +119,36 @@ class SegNet(nn.Module):
         return pool_stages(self.encoder, x, return_indices=True)
 
     def decode(self, stages: list[tuple[Tensor, Tensor]]) -> Tensor:
-        """Decode the deepest pooled map, unpooling with each stage's indices; return logits.
+        """Decode the deepest pooled map, doubling it at every stage; return logits.
 
-        The decoder uses only the deepest ``pooled`` tensor and the ``indices`` of every stage.
+        Besides the deepest ``pooled`` tensor the decoder reads :meth:`from_encoder`: the
+        ``indices`` of every stage (``"indices"``), nothing (``"nearest"``, ``"bilinear"``)
+        or the pooled maps of the four shallower stages (``"skip"``).
         """
         y = stages[-1][0]
-        for (_, indices), convolutions in zip(reversed(stages), self.decoder, strict=True):
-            y = F.max_unpool2d(y, indices, kernel_size=2, stride=2)
+        for depth, ((_, indices), convolutions) in enumerate(
+                zip(reversed(stages), self.decoder, strict=True)):
+            if self.upsampling == "indices":
+                y = F.max_unpool2d(y, indices, kernel_size=2, stride=2)
+            else:
+                mode = "nearest" if self.upsampling == "nearest" else "bilinear"
+                y = F.interpolate(y, scale_factor=2, mode=mode)
+                if self.skips is not None and depth < len(self.skips):
+                    y = y + self.skips[depth](stages[-2 - depth][0])
             y = convolutions(y)
         return self.classifier(y)
+
+    def from_encoder(self, stages: list[tuple[Tensor, Tensor]]) -> list[Tensor]:
+        """The tensors the decoder reads from the encoder besides the deepest pooled map.
+
+        They are what a network has to keep from the encoder until its decoder runs: at
+        inference, their bytes are this decoder's memory cost over the plain upsampling.
+        """
+        if self.upsampling == "indices":
+            return [indices for _, indices in stages]
+        if self.upsampling == "skip":
+            return [pooled for pooled, _ in stages[:-1]]
+        return []
 
     def forward(self, x: Tensor) -> Tensor:
         """Logits ``[N, num_classes, H, W]`` for images ``[N, in_channels, H, W]``, ``H, W >= 32``."""
@@ -112,7 +158,8 @@ class SegNet(nn.Module):
 
 
 @register(tiny_kwargs={"width": 4})
-def segnet(*, num_classes: int, in_channels: int = 3, width: int = FULL_WIDTH) -> SegNet:
+def segnet(*, num_classes: int, in_channels: int = 3, width: int = FULL_WIDTH,
+           upsampling: str = "indices") -> SegNet:
     """SegNet as in the paper: 13 encoder and 13 decoder convolutions (the last one classifies).
 
     Paper: https://arxiv.org/abs/1511.00561. With ``width=64`` and 11 classes (CamVid) it has
@@ -124,14 +171,35 @@ def segnet(*, num_classes: int, in_channels: int = 3, width: int = FULL_WIDTH) -
         in_channels: channels of the input images.
         width: channels of the first stage (64 as in the paper); every stage scales by
             ``width / 64``. Use 8 or 16 for experiments on a CPU.
+        upsampling: how each decoder stage doubles its input, one of
+            :data:`SEGNET_UPSAMPLINGS`: ``"indices"`` (SegNet's max unpooling), ``"nearest"``
+            or ``"bilinear"`` (interpolation, the same parameters), ``"skip"`` (bilinear plus
+            a 1x1 projection of the encoder's pooled map at that scale, FCN's fusion; adds
+            one 1x1 convolution per stage but the last).
 
     Raises:
-        TypeError, ValueError: an argument is not a positive int.
+        TypeError, ValueError: an argument is not a positive int, or ``upsampling`` is not
+            one of :data:`SEGNET_UPSAMPLINGS`.
     """
     check_positive_int(num_classes, "num_classes")
+    check_choice(upsampling, "upsampling", SEGNET_UPSAMPLINGS)
     encoder = make_features(VGG16_CONFIG, in_channels=in_channels, batch_norm=True, width=width)
     decoder = make_decoder(SEGNET_DECODER_CONFIG, feature_channels(encoder), width=width)
     classifier = nn.Conv2d(feature_channels(decoder), num_classes, kernel_size=3, padding=1)
-    model = SegNet(encoder, decoder, classifier)
+    skips = None
+    if upsampling == "skip":
+        # the channels of pool1 ... pool5's maps: those of the convolution before each pooling
+        layers = list(encoder)
+        pooled_channels = [feature_channels(nn.Sequential(*layers[:i]))
+                           for i, layer in enumerate(layers) if isinstance(layer, nn.MaxPool2d)]
+        # pool4's map is added after the first upsampling (to the first decoder stage's
+        # input channels, which are pool5's), pool1's after the fourth
+        stage_inputs = [feature_channels(encoder)] + [feature_channels(stage)
+                                                      for stage in decoder[:-1]]
+        skips = nn.ModuleList(
+            nn.Conv2d(channels, stage_in, kernel_size=1)
+            for channels, stage_in in zip(reversed(pooled_channels[:-1]), stage_inputs,
+                                          strict=False))
+    model = SegNet(encoder, decoder, classifier, upsampling, skips)
     init_vgg_weights(model)
     return model

@@ -329,3 +329,22 @@ def test_run_sweep_runs_merges_sorts_and_writes(tmp_path, capsys, seed_major):
     assert "# merged, from the command: python sweep.py --seeds 5" in text
     assert "# load 1.0" in text and text.rstrip().endswith("b,5,0.5")
     assert "variant=a, seed=1, score=0.1" in capsys.readouterr().out
+
+
+def test_compare_seeds_calls_a_gain_real_only_where_the_ranges_separate():
+    from segtutor.bench import compare_seeds
+
+    assert compare_seeds([0.5, 0.6], [0.3, 0.4], ("indices", "bilinear")) == (
+        "indices - bilinear: mean +0.200 (2 and 2 seeds); the ranges separate, indices is better")
+    assert compare_seeds([0.3, 0.5], [0.4, 0.6], ("x", "y")).endswith(
+        "mean -0.100 (2 and 2 seeds); the ranges overlap")
+    # an error: the lower side wins
+    assert compare_seeds([0.02, 0.03], [0.2, 0.3], ("weights", "ce"), higher_is_better=False,
+                         digits=2).endswith("mean -0.23 (2 and 2 seeds); the ranges separate, "
+                                            "weights is better")
+    assert compare_seeds(["0.5"], [0.25], digits=1) == (
+        "a - b: mean +0.2 (1 and 1 seeds); the ranges separate, a is better")
+    with pytest.raises(ValueError, match="at least one value on each side, got 0 and 1"):
+        compare_seeds([], [0.1])
+    with pytest.raises(TypeError, match="higher_is_better"):
+        compare_seeds([0.1], [0.2], higher_is_better=1)

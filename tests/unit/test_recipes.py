@@ -371,6 +371,83 @@ def test_fcn_benchmark_results_are_the_recipes():
     assert 'benchmark_results("fcn_shapes.csv")' in code
 
 
+# --- Chapter 7's SegNet recipe ----------------------------------------------------------
+
+#: A SegNet recipe small enough to train for a few steps in a test.
+TINY_SEGNET = dataclasses.replace(recipes.SEGNET_SHAPES, image_size=32, steps=3, batch_size=2,
+                                  val_images=4, width=4)
+
+
+def test_segnet_recipe_networks():
+    from segtutor.models.segnet import SEGNET_UPSAMPLINGS, SegNet
+    from segtutor.recipes import SEGNET_SHAPES, SEGNET_SHAPES_GPU
+
+    counts = {}
+    for upsampling in SEGNET_UPSAMPLINGS:
+        net = SEGNET_SHAPES.model(upsampling)
+        assert isinstance(net, SegNet) and net.upsampling == upsampling
+        assert net.encoder[0].out_channels == SEGNET_SHAPES.width
+        assert net.train()(torch.randn(2, 3, 40, 44)).shape == (2, 4, 40, 44)
+        counts[upsampling] = count_parameters(net)
+    # interpolation learns nothing more than unpooling; FCN's skips add their 1x1 layers
+    assert counts["indices"] == counts["nearest"] == counts["bilinear"] < counts["skip"]
+    assert SEGNET_SHAPES.train_set().size == (64, 64) and len(SEGNET_SHAPES.train_set()) == 240 * 8
+    assert SEGNET_SHAPES_GPU.image_size == 192 and SEGNET_SHAPES_GPU.steps == 3000
+    with pytest.raises(ValueError, match="upsampling must be one of"):
+        SEGNET_SHAPES.model("deconvolution")
+
+
+def test_segnet_recipe_trains_and_scores_as_chapter_6():
+    net, history, seconds = TINY_SEGNET.train("indices", seed=0, device="cpu")
+    assert history.step[-1] == 3 and seconds > 0
+    val = TINY_SEGNET.val_set()
+    images = torch.stack([i for i, _ in val])
+    masks = torch.stack([m for _, m in val])
+    scores = TINY_SEGNET.evaluate(net, images, masks)
+    assert set(scores) == {"pixel_accuracy", "miou", "trimap_iou", "boundary_iou"}
+    expected = evaluate(net, [(images, masks)], num_classes=4)  # the training loop's metrics
+    assert scores["miou"] == pytest.approx(expected["mean_iou"])
+    again, _, _ = TINY_SEGNET.train("indices", seed=0, device="cpu")
+    for a, b in zip(net.state_dict().values(), again.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b)  # a seed fixes weights and data order
+
+
+@pytest.mark.parametrize("field, value, error", [
+    ("steps", 0, ValueError), ("width", 8.0, TypeError), ("lr", -1.0, ValueError),
+    ("band", 0, ValueError),
+])
+def test_segnet_recipe_refuses_bad_fields(field, value, error):
+    with pytest.raises(error, match=field):
+        dataclasses.replace(recipes.SEGNET_SHAPES, **{field: value})
+
+
+def test_segnet_benchmark_results_are_the_recipes():
+    from segtutor.models.segnet import SEGNET_UPSAMPLINGS
+    from segtutor.viz.source import benchmark_results
+
+    spec = importlib.util.spec_from_file_location("segnet_decoders",
+                                                  REPO / "benchmarks" / "segnet_decoders.py")
+    benchmark = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = benchmark
+    spec.loader.exec_module(benchmark)
+    assert benchmark.SEGNET_SHAPES is recipes.SEGNET_SHAPES
+    results = benchmark_results("segnet_decoders.csv")
+    assert any(line.startswith("command: python benchmarks/segnet_decoders.py")
+               for line in results.comments)
+    image = torch.zeros(3, 64, 64)
+    for upsampling in SEGNET_UPSAMPLINGS:
+        runs = results.where(variant=upsampling)
+        assert sorted(int(r["seed"]) for r in runs) == [0, 1, 2]
+        net = recipes.SEGNET_SHAPES.model(upsampling).eval()
+        assert {int(r["parameters"]) for r in runs} == {count_parameters(net)}
+        assert {int(r["from_encoder_bytes"]) for r in runs} == {
+            benchmark.from_encoder_bytes(net, image)}
+    notebook = json.loads((REPO / "book" / "07_segnet.ipynb").read_text())
+    code = "\n".join("".join(cell["source"]) for cell in notebook["cells"]
+                     if cell["cell_type"] == "code")
+    assert 'benchmark_results("segnet_decoders.csv")' in code
+
+
 # -- Chapter 11: Mask R-CNN on ShapesInstances -------------------------------------------
 
 #: A Mask R-CNN recipe small enough to train for a few steps in a test.

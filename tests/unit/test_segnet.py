@@ -9,6 +9,7 @@ from torch import nn
 
 from segtutor import models
 from segtutor.models import segnet  # the builder, as torchvision.models.alexnet is
+from segtutor.models.segnet import SegNet
 
 
 def conv_bn_parameters(in_channels: int, out_channels: int) -> int:
@@ -80,6 +81,91 @@ def test_decoder_unpools_with_the_encoders_indices_like_max_unpool2d():
         # three of every four values are zeros put there by the unpooling
         assert (stage_input == 0).float().mean() >= 0.75
         upsampled = decoder_out[depth]
+
+
+def decoder_traffic(model, x):
+    """Inputs and outputs of every decoder stage, and the encoder's pooled maps (by torch)."""
+    before_pool, decoder_in, decoder_out = [], [], []
+    hooks = [layer.register_forward_hook(lambda m, i, o: before_pool.append(o.clone()))
+             for layer in model.encoder if isinstance(layer, nn.ReLU)]
+    for stage in model.decoder:
+        hooks.append(stage.register_forward_pre_hook(lambda m, i: decoder_in.append(i[0])))
+        hooks.append(stage.register_forward_hook(lambda m, i, o: decoder_out.append(o)))
+    with torch.no_grad():
+        model(x)
+    for hook in hooks:
+        hook.remove()
+    stage_ends = [1, 3, 6, 9, 12]  # the last ReLU of each encoder stage, before its pooling
+    pooled = [nn.functional.max_pool2d(before_pool[i], 2) for i in stage_ends]
+    return pooled, decoder_in, decoder_out
+
+
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+def test_interpolating_decoders_are_nn_upsample_with_the_same_weights(mode):
+    torch.manual_seed(0)
+    model = segnet(num_classes=3, width=8, upsampling=mode).eval()
+    indices_model = segnet(num_classes=3, width=8)
+    indices_model.load_state_dict(model.state_dict())  # the same layers, nothing added
+    pooled, decoder_in, decoder_out = decoder_traffic(model, torch.randn(1, 3, 64, 96))
+    upsample = nn.Upsample(scale_factor=2, mode=mode)
+    previous = [pooled[-1], *decoder_out[:-1]]
+    for stage_input, before in zip(decoder_in, previous, strict=True):
+        torch.testing.assert_close(stage_input, upsample(before))
+    with torch.no_grad():
+        stages = model.encode(torch.randn(1, 3, 64, 64))
+    assert model.from_encoder(stages) == []  # nothing but the deepest map
+
+
+def test_skip_decoder_adds_projected_pooled_maps_as_fcn_does():
+    torch.manual_seed(0)
+    model = segnet(num_classes=3, width=8, upsampling="skip").eval()
+    pooled, decoder_in, decoder_out = decoder_traffic(model, torch.randn(1, 3, 64, 96))
+    upsample = nn.Upsample(scale_factor=2, mode="bilinear")
+    previous = [pooled[-1], *decoder_out[:-1]]
+    # pool4's map joins the first stage, ..., pool1's the fourth; the last stage has none
+    shallower = [pooled[3], pooled[2], pooled[1], pooled[0], None]
+    for depth, (stage_input, before, skip) in enumerate(zip(decoder_in, previous, shallower,
+                                                            strict=True)):
+        expected = upsample(before)
+        if skip is not None:
+            expected = expected + model.skips[depth](skip)
+        torch.testing.assert_close(stage_input, expected)
+    # the 1x1 layers' parameters are all that is added: (in + 1) x out for each
+    plain = sum(p.numel() for p in segnet(num_classes=3, width=8).parameters())
+    channels = [(64, 64), (32, 64), (16, 32), (8, 16)]  # (pooled map, decoder stage input)
+    assert sum(p.numel() for p in model.parameters()) == plain + sum(
+        (c_in + 1) * c_out for c_in, c_out in channels)
+    with torch.no_grad():
+        stages = model.encode(torch.randn(1, 3, 64, 64))
+    kept = model.from_encoder(stages)
+    assert [t.shape[1:] for t in kept] == [(8, 32, 32), (16, 16, 16), (32, 8, 8), (64, 4, 4)]
+
+
+def test_from_encoder_bytes_are_the_indices_or_the_maps():
+    model = segnet(num_classes=11).eval()  # full width
+    with torch.no_grad():
+        stages = model.encode(torch.randn(1, 3, 64, 64))
+    indices = model.from_encoder(stages)
+    assert all(a is b for a, (_, b) in zip(indices, stages, strict=True))
+    # pooled cells per image: 64 x 32^2 + 128 x 16^2 + 256 x 8^2 + 512 x 4^2 + 512 x 2^2
+    cells = 64 * 32**2 + 128 * 16**2 + 256 * 8**2 + 512 * 4**2 + 512 * 2**2
+    assert sum(t.numel() * t.element_size() for t in indices) == 8 * cells  # int64
+    skip = segnet(num_classes=11, upsampling="skip").eval()
+    with torch.no_grad():
+        kept = skip.from_encoder(skip.encode(torch.randn(1, 3, 64, 64)))
+    assert sum(t.numel() * t.element_size() for t in kept) == 4 * (cells - 512 * 2**2)
+
+
+def test_bad_upsampling_and_skips():
+    with pytest.raises(ValueError, match=r"upsampling must be one of \('indices', 'nearest', "
+                                         r"'bilinear', 'skip'\), got 'unpool'"):
+        segnet(num_classes=2, upsampling="unpool")
+    plain = segnet(num_classes=2, width=4)
+    with pytest.raises(ValueError, match="skips are needed exactly when upsampling='skip'"):
+        SegNet(plain.encoder, plain.decoder, plain.classifier, "skip")
+    with pytest.raises(ValueError, match=r"one skip per decoder stage but the last \(4\), got 1"):
+        SegNet(plain.encoder, plain.decoder, plain.classifier, "skip",
+               nn.ModuleList([nn.Conv2d(4, 4, 1)]))
 
 
 def test_output_size_and_padding_crop():
