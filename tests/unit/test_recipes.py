@@ -434,18 +434,23 @@ def test_segnet_benchmark_results_are_the_recipes():
     results = benchmark_results("segnet_decoders.csv")
     assert any(line.startswith("command: python benchmarks/segnet_decoders.py")
                for line in results.comments)
+    longer = benchmark_results("segnet_decoders_960.csv")  # the same sweep, 4x the steps
+    assert any(line.startswith("command: python benchmarks/segnet_decoders.py --steps 960")
+               for line in longer.comments)
     image = torch.zeros(3, 64, 64)
     for upsampling in SEGNET_UPSAMPLINGS:
-        runs = results.where(variant=upsampling)
-        assert sorted(int(r["seed"]) for r in runs) == [0, 1, 2]
         net = recipes.SEGNET_SHAPES.model(upsampling).eval()
-        assert {int(r["parameters"]) for r in runs} == {count_parameters(net)}
-        assert {int(r["from_encoder_bytes"]) for r in runs} == {
-            benchmark.from_encoder_bytes(net, image)}
+        for table in (results, longer):
+            runs = table.where(variant=upsampling)
+            assert sorted(int(r["seed"]) for r in runs) == [0, 1, 2]
+            assert {int(r["parameters"]) for r in runs} == {count_parameters(net)}
+            assert {int(r["from_encoder_bytes"]) for r in runs} == {
+                benchmark.from_encoder_bytes(net, image)}
     notebook = json.loads((REPO / "book" / "07_segnet.ipynb").read_text())
     code = "\n".join("".join(cell["source"]) for cell in notebook["cells"]
                      if cell["cell_type"] == "code")
     assert 'benchmark_results("segnet_decoders.csv")' in code
+    assert 'benchmark_results("segnet_decoders_960.csv")' in code
 
 
 # -- Chapter 11: Mask R-CNN on ShapesInstances -------------------------------------------
