@@ -1,0 +1,115 @@
+"""python -m segtutor.train: trains, writes its files, resumes, and refuses bad values in one line."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from segtutor import models
+from segtutor.data import Shapes
+from segtutor.train import History, evaluate
+from segtutor.train.__main__ import SHAPES_VAL_IMAGES, main
+
+TINY = ["--model", "tiny_fcn", "--data", "shapes", "--image-size", "32", "--train-images", "16",
+        "--batch-size", "8", "--lr", "3e-3", "--device", "cpu", "--no-progress"]
+
+
+def test_trains_writes_its_files_and_reports_the_saved_weights_miou(tmp_path, capsys):
+    out = tmp_path / "run"
+    history = main([*TINY, "--epochs", "2", "--out", str(out)])
+    assert history.step[-1] == 4 and history.stop_reason == "epochs"  # 16 images / 8 per step
+    saved = History.from_dict(json.loads((out / "history.json").read_text()))
+    assert saved == history
+    with (out / "history.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert [float(r["val_miou"]) for r in rows] == pytest.approx(history.val_miou)
+    assert (out / "history.png").stat().st_size > 0
+    # the printed mIoU is the validation of the checkpoint's weights, measured again here
+    checkpoint = torch.load(out / "checkpoint.pt", weights_only=True)
+    net = models.create("tiny_fcn", num_classes=4)
+    net.load_state_dict(checkpoint["model"])
+    val = Shapes(length=SHAPES_VAL_IMAGES, size=32, seed=1)
+    again = evaluate(net, DataLoader(val, batch_size=32), Shapes.num_classes, device="cpu")
+    assert again["mean_iou"] == pytest.approx(history.val_miou[-1], abs=1e-6)
+    printed = capsys.readouterr().out.strip().splitlines()[-1]
+    assert printed.startswith(f"tiny_fcn on shapes: validation mIoU {history.val_miou[-1]:.4f}")
+
+
+def test_a_seed_fixes_the_run(tmp_path):
+    first = main([*TINY, "--epochs", "1", "--seed", "3", "--out", str(tmp_path / "a")])
+    second = main([*TINY, "--epochs", "1", "--seed", "3", "--out", str(tmp_path / "b")])
+    assert first.step_loss == second.step_loss
+
+
+def test_never_overwrites_a_checkpoint_and_resumes_one(tmp_path, capsys):
+    out = tmp_path / "run"
+    done = main([*TINY, "--epochs", "1", "--out", str(out)])
+    with pytest.raises(SystemExit) as stopped:
+        main([*TINY, "--epochs", "1", "--out", str(out)])
+    assert stopped.value.code == 2
+    assert "checkpoint.pt exists; pass --resume to continue it" in capsys.readouterr().err
+    resumed = main([*TINY, "--epochs", "1", "--out", str(out), "--resume"])
+    assert resumed.step == done.step  # the run was complete: nothing more to do
+    with pytest.raises(SystemExit):
+        main([*TINY, "--epochs", "1", "--out", str(tmp_path / "new"), "--resume"])
+    assert "--resume: no checkpoint at" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model", "nope", "--data", "shapes", "--epochs", "1"],
+     "--model must be one of ['deeplab_v1', "),
+    (["--model", "tiny_fcn", "--data", "coco", "--epochs", "1"],
+     "argument --data: invalid choice: 'coco'"),
+    (["--model", "tiny_fcn", "--data", "shapes", "--time-budget", "-5"],
+     "argument --time-budget: must be a positive float, got '-5'"),
+    (["--model", "tiny_fcn", "--data", "shapes", "--epochs", "1.5"],
+     "argument --epochs: must be a positive int, got '1.5'"),
+    (["--model", "tiny_fcn", "--data", "shapes", "--epochs", "1", "--time-budget", "9"],
+     "argument --time-budget: not allowed with argument --epochs"),
+    (["--model", "tiny_fcn", "--data", "shapes"],
+     "one of the arguments --epochs --time-budget is required"),
+    (["--model", "tiny_fcn", "--data", "voc", "--epochs", "1"], "--data voc needs --data-root"),
+    (["--model", "tiny_fcn", "--data", "pets", "--epochs", "1", "--data-root", "/nonexistent"],
+     "Oxford-IIIT Pet"),
+    (["--model", "tiny_fcn", "--data", "shapes", "--epochs", "1", "--device", "tpu"],
+     "unknown device 'tpu'"),
+])
+def test_bad_values_end_in_one_line_naming_them(argv, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main([*argv, "--out", str(tmp_path / "run")])
+    assert stopped.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("segtutor.train: error: ")
+    assert message in err
+    assert not (tmp_path / "run").exists()  # nothing written for a refused command
+
+
+def test_module_entry_point_help():
+    result = subprocess.run([sys.executable, "-m", "segtutor.train", "--help"],
+                            capture_output=True, text=True, timeout=120, check=True)
+    for option in ("--model", "--data", "--data-root", "--epochs", "--time-budget",
+                   "--batch-size", "--lr", "--image-size", "--amp", "--channels-last",
+                   "--compile", "--seed", "--out", "--resume"):
+        assert option in result.stdout
+
+
+def test_isbi_trains_on_one_channel_crops_and_validates_on_the_held_out_slices(tmp_path):
+    from segtutor.data import default_isbi_root
+
+    root = default_isbi_root()
+    if root is None:
+        pytest.skip("ISBI 2012 not available (see segtutor.data.default_isbi_root)")
+    out = tmp_path / "isbi"
+    history = main(["--model", "tiny_fcn", "--data", "isbi", "--data-root", str(root),
+                    "--image-size", "64", "--train-images", "8", "--batch-size", "4",
+                    "--epochs", "1", "--device", "cpu", "--no-progress", "--out", str(out)])
+    assert history.step[-1] == 2 and 0 <= history.val_miou[-1] <= 1
+    weights = torch.load(out / "checkpoint.pt", weights_only=True)["model"]
+    first, last = next(iter(weights.values())), list(weights.values())[-1]
+    assert first.shape[1] == 1 and last.shape[0] == 2  # grey slices in, membrane/cell out
