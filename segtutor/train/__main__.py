@@ -17,6 +17,14 @@ history (``history.csv``, ``history.json``) and its plot (``history.png``); ``--
 continues the checkpoint there, and without it an existing checkpoint is never overwritten.
 The run ends by printing the validation mIoU.
 
+Several processes, one device each: ``torchrun --nproc_per_node=N -m segtutor.train ...``
+runs the same command under ``DistributedDataParallel`` (backend nccl on CUDA, gloo on the
+CPU). ``--batch-size`` is the global batch, split evenly across the ranks; a
+``DistributedSampler`` (used in a single process too, so that both see the same batches)
+deals out the data; ``--sync-bn`` turns batch norm into ``SyncBatchNorm`` (CUDA only, as in
+PyTorch); rank 0 alone prints and writes, and the process group is destroyed on the way
+out, also after an error.
+
 This module is the one place besides :mod:`segtutor.recipes` that composes models, data and
 the training loop; the rest of :mod:`segtutor.train` knows a model only as an ``nn.Module``.
 Bad values end the command with one line naming the value and what is valid (exit code 2).
@@ -28,13 +36,15 @@ import argparse
 import csv
 import json
 import math
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from torchvision.transforms import v2
 
 from ..data import (
@@ -48,7 +58,7 @@ from ..data import (
     eval_transforms,
     train_transforms,
 )
-from ..models import create, list_models
+from ..models import create, list_models, model_info
 from ..utils import device as pick_device
 from . import History, fit, one_cycle_in_time
 
@@ -82,6 +92,17 @@ def _positive(kind: type) -> type:
     return convert  # type: ignore[return-value]
 
 
+def _json_object(text: str) -> dict:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object such as '{{\"width\": 16}}', "
+                                         f"got {text!r}")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     """The command line (``python -m segtutor.train --help`` prints it)."""
     p = _Parser(prog="segtutor.train", description=__doc__.split("\n")[0].strip("`: "),
@@ -105,7 +126,13 @@ def parser() -> argparse.ArgumentParser:
                    help="images per epoch for shapes and isbi (random crops of the slices)")
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
                    help="mixed precision (default: on for CUDA only)")
+    p.add_argument("--model-kwargs", type=_json_object, default={}, metavar="JSON",
+                   help='more keyword arguments of the builder, e.g. \'{"width": 16}\'')
+    p.add_argument("--tiny", action="store_true",
+                   help="build the model at its registered smoke-test size (tiny_kwargs)")
     p.add_argument("--channels-last", action="store_true", help="channels_last memory format")
+    p.add_argument("--sync-bn", action="store_true",
+                   help="SyncBatchNorm across the ranks (under torchrun on CUDA only)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best there is)")
     p.add_argument("--seed", type=int, default=0, help="seed of weights and data order")
@@ -169,14 +196,29 @@ def write_history(history: History, out: Path) -> None:
     figure.savefig(out / "history.png", dpi=100, bbox_inches="tight")
 
 
+def _world() -> tuple[int, int, int]:
+    """``(rank, local rank, world size)`` from torchrun's environment; ``(0, 0, 1)`` without."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), world
+
+
 def main(argv: Sequence[str] | None = None) -> History:
-    """Run the command with ``argv`` (default ``sys.argv[1:]``); return the run's History."""
+    """Run the command with ``argv`` (default ``sys.argv[1:]``); return the run's History.
+
+    Under torchrun every rank calls it; each returns the (same) History.
+    """
     p = parser()
     args = p.parse_args(argv)
+    rank, local_rank, world = _world()
     if args.model not in list_models("semantic"):
         p.error(f"--model must be one of {list_models('semantic')}, got {args.model!r}")
     if args.workers < 0:
         p.error(f"--workers must be >= 0, got {args.workers}")
+    if args.batch_size % world:
+        p.error(f"--batch-size {args.batch_size} (the global batch) must be divisible by the "
+                f"{world} processes")
+    if args.sync_bn and world == 1:
+        p.error("--sync-bn synchronises batch norm across processes: run under torchrun")
     checkpoint = args.out / "checkpoint.pt"
     if checkpoint.exists() and not args.resume:
         p.error(f"{checkpoint} exists; pass --resume to continue it, or choose another --out")
@@ -186,23 +228,59 @@ def main(argv: Sequence[str] | None = None) -> History:
         train_set, val_set, num_classes, in_channels, val_batch = build_data(
             args.data, args.data_root, image_size=args.image_size,
             train_images=args.train_images)
-        device = pick_device(args.device)
+        if world > 1:
+            device = (torch.device("cuda", local_rank)
+                      if torch.cuda.is_available() and args.device in (None, "cuda")
+                      else pick_device("cpu"))
+        else:
+            device = pick_device(args.device)
+        kwargs = {**(model_info(args.model).tiny_kwargs if args.tiny else {}), **args.model_kwargs}
+        torch.manual_seed(args.seed)  # the weights; fit seeds again for the data order
+        model = create(args.model, num_classes=num_classes, in_channels=in_channels, **kwargs)
     except (ValueError, TypeError, FileNotFoundError, NotADirectoryError) as error:
         p.error(str(error).splitlines()[0])
-
-    torch.manual_seed(args.seed)  # the weights; fit seeds everything again for the data order
-    model = create(args.model, num_classes=num_classes, in_channels=in_channels)
-    if args.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    if args.compile:
-        model = torch.compile(model)
-    loader = DataLoader(train_set, batch_size=args.batch_size, shuffle=True, drop_last=True,
-                        num_workers=args.workers,
-                        generator=torch.Generator().manual_seed(args.seed))
+    if args.sync_bn and device.type != "cuda":
+        p.error("--sync-bn needs CUDA: PyTorch's SyncBatchNorm runs only on CUDA devices")
+    sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True,
+                                 seed=args.seed, drop_last=True)
+    loader = DataLoader(train_set, batch_size=args.batch_size // world, sampler=sampler,
+                        drop_last=True, num_workers=args.workers)
     if len(loader) == 0:
         p.error(f"--batch-size {args.batch_size} is larger than the {len(train_set)} training "
                 f"images")
     val_loader = DataLoader(val_set, batch_size=val_batch, num_workers=args.workers)
+    if world > 1:
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    try:
+        history = _train(args, model, loader, val_loader, num_classes, device, world, rank)
+    finally:
+        if world > 1 and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+    if rank == 0:
+        write_history(history, args.out)
+        print(f"{args.model} on {args.data}: validation mIoU {history.val_miou[-1]:.4f}, pixel "
+              f"accuracy {history.val_pixel_accuracy[-1]:.4f} after {history.step[-1]} steps "
+              f"({history.stop_reason}, {world} process{'es' if world > 1 else ''}); wrote "
+              f"{args.out}")
+    return history
+
+
+def _train(args: argparse.Namespace, model: nn.Module, loader: DataLoader,
+           val_loader: DataLoader, num_classes: int, device: torch.device, world: int,
+           rank: int) -> History:
+    """Wrap ``model`` as asked (SyncBatchNorm, channels_last, DDP, compile) and call ``fit``."""
+    if args.sync_bn:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model = model.to(device)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    if world > 1:
+        model = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
+    if args.compile:
+        model = torch.compile(model)
     if args.epochs is not None:
         total_steps = args.epochs * len(loader)
 
@@ -213,17 +291,14 @@ def main(argv: Sequence[str] | None = None) -> History:
         def schedule(optimizer: torch.optim.Optimizer):
             return one_cycle_in_time(optimizer, args.time_budget)
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    history = fit(model, loader, val_loader, num_classes=num_classes, epochs=args.epochs,
-                  time_budget=args.time_budget,
-                  optimizer=lambda params: torch.optim.AdamW(params, lr=args.lr),
-                  lr_scheduler=schedule, device=device, amp=args.amp, checkpoint=checkpoint,
-                  resume=args.resume, seed=args.seed, progress=args.progress)
-    write_history(history, args.out)
-    print(f"{args.model} on {args.data}: validation mIoU {history.val_miou[-1]:.4f}, pixel "
-          f"accuracy {history.val_pixel_accuracy[-1]:.4f} after {history.step[-1]} steps "
-          f"({history.stop_reason}); wrote {args.out}")
-    return history
+    if rank == 0:
+        args.out.mkdir(parents=True, exist_ok=True)
+    return fit(model, loader, val_loader, num_classes=num_classes, epochs=args.epochs,
+               time_budget=args.time_budget,
+               optimizer=lambda params: torch.optim.AdamW(params, lr=args.lr),
+               lr_scheduler=schedule, device=device, amp=args.amp,
+               checkpoint=args.out / "checkpoint.pt", resume=args.resume, seed=args.seed,
+               progress=args.progress)
 
 
 if __name__ == "__main__":

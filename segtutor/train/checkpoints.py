@@ -107,7 +107,10 @@ def _loader_generators(loader: Any) -> list[torch.Generator]:
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
-    """The module itself, also for a ``torch.compile``-d model."""
+    """The module itself, also for a ``torch.compile``-d or ``DistributedDataParallel`` one."""
+    model = getattr(model, "_orig_mod", model)
+    if isinstance(model, nn.parallel.DistributedDataParallel):
+        model = model.module
     return getattr(model, "_orig_mod", model)
 
 

@@ -10,6 +10,12 @@ from a checkpoint if there is one, then hands over to a :class:`_Trainer`. Its p
 - :class:`_DeferredInterrupt`: a Ctrl-C that waits for the current step to finish.
 - :class:`_Trainer`: the epochs, the steps and the History entries.
 
+Under ``torch.distributed`` (e.g. ``torchrun`` and a ``DistributedDataParallel`` model) every
+process runs the same loop: :func:`_world` says which rank a process is, the ranks agree
+after every step on whether to stop (time budget, Ctrl-C) so that none waits forever for the
+others' gradients, the recorded loss is the mean over the ranks, a ``DistributedSampler``
+gets ``set_epoch`` before each epoch, and only rank 0 prints and writes checkpoints.
+
 What is saved and restored, and how an epoch is replayed on resumption, is in
 :mod:`segtutor.train.checkpoints`.
 """
@@ -121,6 +127,46 @@ def _build_scheduler(factory: SchedulerFactory | None, optimizer: torch.optim.Op
                         f"lambda opt: OneCycleLR(opt, max_lr=1e-2, total_steps=n) (fit builds "
                         f"the optimizer it binds to), got {describe(factory)}")
     return factory(optimizer)
+
+
+# -- several processes ---------------------------------------------------------------
+
+
+def _world() -> tuple[int, int]:
+    """``(rank, world size)`` of the initialised ``torch.distributed`` group, else ``(0, 1)``."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _across_ranks(values: list[float], device: torch.device, op: str) -> list[float]:
+    """``values`` summed (``op="mean"``: averaged) or maximised over the ranks; unchanged
+    in a single process. All ranks must call it at the same point."""
+    _, world = _world()
+    if world == 1:
+        return values
+    # NCCL reduces CUDA tensors only; gloo CPU tensors
+    on = device if torch.distributed.get_backend() == "nccl" else torch.device("cpu")
+    tensor = torch.tensor(values, dtype=torch.float64, device=on)
+    reduce = torch.distributed.ReduceOp.MAX if op == "max" else torch.distributed.ReduceOp.SUM
+    torch.distributed.all_reduce(tensor, op=reduce)
+    if op == "mean":
+        tensor /= world
+    return tensor.tolist()
+
+
+def _same_lr_on_all_ranks(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
+    """Give every rank rank 0's learning rates (a clock-driven schedule such as
+    :func:`~segtutor.train.one_cycle_in_time` reads a slightly different clock on each, and
+    ranks that step with different rates would drift apart); nothing in a single process."""
+    if _world()[1] == 1:
+        return
+    on = device if torch.distributed.get_backend() == "nccl" else torch.device("cpu")
+    rates = torch.tensor([group["lr"] for group in optimizer.param_groups], dtype=torch.float64,
+                         device=on)
+    torch.distributed.broadcast(rates, src=0)
+    for group, rate in zip(optimizer.param_groups, rates.tolist(), strict=True):
+        group["lr"] = rate
 
 
 # -- the pieces of the loop -----------------------------------------------------------
@@ -255,14 +301,23 @@ class _Trainer:
         return True
 
     def save(self) -> None:
-        self.state.save(self.checkpoint)
+        if _world()[0] == 0:  # one writer; every rank holds the same state
+            self.state.save(self.checkpoint)
+
+    def agree_to_stop(self, interrupt: _DeferredInterrupt) -> tuple[bool, bool]:
+        """``(time budget spent, Ctrl-C pressed)`` on any rank: all ranks stop together."""
+        spent, pressed = _across_ranks(
+            [float(self.stopping.budget_spent()), float(interrupt.requested)], self.device, "max")
+        interrupt.requested = bool(pressed)
+        return bool(spent), bool(pressed)
 
     def run(self, resumed: bool, interrupt: _DeferredInterrupt) -> None:
         """Train epoch after epoch until ``stopping`` says so (or Ctrl-C)."""
         self.state.history.stop_reason = "epochs"
         while self.stopping.more_epochs(self.state.epochs_done):
+            spent, _ = self.agree_to_stop(interrupt)
             self.stop_if_interrupted(interrupt)
-            if self.stopping.budget_spent():
+            if spent:
                 self.state.history.stop_reason = "time_budget"
                 break
             finished = self.run_epoch(resumed, interrupt)
@@ -283,6 +338,9 @@ class _Trainer:
         """Train until the epoch ends (True) or the time budget runs out (False)."""
         state = self.state
         entry_started, steps_before = time.perf_counter(), len(state.history.step_loss)
+        sampler = getattr(self.loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):  # a DistributedSampler shuffles by epoch
+            sampler.set_epoch(state.epochs_done)
         batches = state.epoch_batches(self.loader, resumed)
         state.model.train()
         bar = self.reporter.progress_bar(state, len(self.loader))
@@ -290,8 +348,9 @@ class _Trainer:
             while (batch := self.next_batch(batches)) is not None:
                 state.record_step(self.step(batch))
                 self.reporter.step(bar, state)
+                spent, _ = self.agree_to_stop(interrupt)
                 self.stop_if_interrupted(interrupt)
-                if self.stopping.budget_spent() and state.batches_done < len(self.loader):
+                if spent and state.batches_done < len(self.loader):
                     self.end_entry(entry_started, steps_before)  # a partial epoch
                     return False
         finally:
@@ -325,7 +384,7 @@ class _Trainer:
             logits = state.model(images)
             extra = () if weights is None else (weights,)
             loss = self.loss_fn(logits, masks, *extra)
-        value = loss.item()
+        value = _across_ranks([loss.item()], self.device, "mean")[0]
         if not math.isfinite(value):
             raise FloatingPointError(f"the training loss is {value} at step "
                                      f"{state.global_step + 1}; lower the learning rate or "
@@ -335,6 +394,7 @@ class _Trainer:
         state.scaler.update()
         if state.scheduler is not None:
             state.scheduler.step()
+            _same_lr_on_all_ranks(state.optimizer, self.device)
         return value
 
     def end_entry(self, entry_started: float, steps_before: int) -> None:
@@ -407,6 +467,13 @@ def fit(
         log_every: also print the mean loss every ``log_every`` steps.
         ignore_index: mask value that the default loss and the metrics skip.
 
+    Several processes: inside an initialised ``torch.distributed`` process group (as
+    ``torchrun`` and ``python -m segtutor.train`` set up), give every rank the same call with
+    a ``DistributedDataParallel`` model and a loader over a ``DistributedSampler``: the
+    sampler is told each epoch, the ranks stop together (time budget, Ctrl-C), the recorded
+    losses are the means over the ranks, and only rank 0 prints and writes the checkpoint
+    (every rank resumes from it). Each rank validates on the whole ``val_loader``.
+
     Returns:
         the :class:`History` (including the entries of a resumed checkpoint).
 
@@ -431,6 +498,7 @@ def fit(
     log_every = check_optional_int(log_every, "log_every", minimum=1)
     check_bool(resume, "resume")
     check_bool(progress, "progress")
+    progress = progress and _world()[0] == 0  # under torch.distributed rank 0 speaks
     if seed is not None:
         seed_everything(seed)
     dev = _resolve_device(device)

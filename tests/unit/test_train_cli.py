@@ -79,6 +79,12 @@ def test_never_overwrites_a_checkpoint_and_resumes_one(tmp_path, capsys):
      "Oxford-IIIT Pet"),
     (["--model", "tiny_fcn", "--data", "shapes", "--epochs", "1", "--device", "tpu"],
      "unknown device 'tpu'"),
+    (["--model", "tiny_fcn", "--data", "shapes", "--epochs", "1", "--sync-bn"],
+     "--sync-bn synchronises batch norm across processes: run under torchrun"),
+    (["--model", "tiny_fcn", "--data", "shapes", "--epochs", "1", "--model-kwargs", "[16]"],
+     "argument --model-kwargs: must be a JSON object"),
+    (["--model", "tiny_fcn", "--data", "shapes", "--epochs", "1", "--model-kwargs",
+      '{"width": -4}'], "width must be a positive int, got -4"),
 ])
 def test_bad_values_end_in_one_line_naming_them(argv, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as stopped:
@@ -88,6 +94,14 @@ def test_bad_values_end_in_one_line_naming_them(argv, message, tmp_path, capsys)
     assert err.count("\n") == 1 and err.startswith("segtutor.train: error: ")
     assert message in err
     assert not (tmp_path / "run").exists()  # nothing written for a refused command
+
+
+def test_tiny_and_model_kwargs_reach_the_builder(tmp_path):
+    main([*TINY, "--epochs", "1", "--tiny", "--model-kwargs", '{"width": 6}',
+          "--out", str(tmp_path / "run")])
+    first = next(iter(torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["model"]
+                      .values()))
+    assert first.shape[0] == 6  # the builder's width, over its tiny_kwargs' 4
 
 
 def test_module_entry_point_help():
