@@ -254,7 +254,8 @@ def main(argv: Sequence[str] | None = None) -> History:
             torch.cuda.set_device(device)
         torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
-        history = _train(args, model, loader, val_loader, num_classes, device, world, rank)
+        history = _train(args, model, loader, val_loader, num_classes, device, world, rank,
+                         checkpoint)
     finally:
         if world > 1 and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
@@ -269,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> History:
 
 def _train(args: argparse.Namespace, model: nn.Module, loader: DataLoader,
            val_loader: DataLoader, num_classes: int, device: torch.device, world: int,
-           rank: int) -> History:
+           rank: int, checkpoint: Path) -> History:
     """Wrap ``model`` as asked (SyncBatchNorm, channels_last, DDP, compile) and call ``fit``."""
     if args.sync_bn:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -297,7 +298,7 @@ def _train(args: argparse.Namespace, model: nn.Module, loader: DataLoader,
                time_budget=args.time_budget,
                optimizer=lambda params: torch.optim.AdamW(params, lr=args.lr),
                lr_scheduler=schedule, device=device, amp=args.amp,
-               checkpoint=args.out / "checkpoint.pt", resume=args.resume, seed=args.seed,
+               checkpoint=checkpoint, resume=args.resume, seed=args.seed,
                progress=args.progress)
 
 

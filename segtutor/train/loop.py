@@ -139,15 +139,18 @@ def _world() -> tuple[int, int]:
     return 0, 1
 
 
+def _collective_device(device: torch.device) -> torch.device:
+    """Where a collective's tensor must live: NCCL reduces CUDA tensors only, gloo CPU ones."""
+    return device if torch.distributed.get_backend() == "nccl" else torch.device("cpu")
+
+
 def _across_ranks(values: list[float], device: torch.device, op: str) -> list[float]:
     """``values`` summed (``op="mean"``: averaged) or maximised over the ranks; unchanged
     in a single process. All ranks must call it at the same point."""
     _, world = _world()
     if world == 1:
         return values
-    # NCCL reduces CUDA tensors only; gloo CPU tensors
-    on = device if torch.distributed.get_backend() == "nccl" else torch.device("cpu")
-    tensor = torch.tensor(values, dtype=torch.float64, device=on)
+    tensor = torch.tensor(values, dtype=torch.float64, device=_collective_device(device))
     reduce = torch.distributed.ReduceOp.MAX if op == "max" else torch.distributed.ReduceOp.SUM
     torch.distributed.all_reduce(tensor, op=reduce)
     if op == "mean":
@@ -161,9 +164,8 @@ def _same_lr_on_all_ranks(optimizer: torch.optim.Optimizer, device: torch.device
     ranks that step with different rates would drift apart); nothing in a single process."""
     if _world()[1] == 1:
         return
-    on = device if torch.distributed.get_backend() == "nccl" else torch.device("cpu")
     rates = torch.tensor([group["lr"] for group in optimizer.param_groups], dtype=torch.float64,
-                         device=on)
+                         device=_collective_device(device))
     torch.distributed.broadcast(rates, src=0)
     for group, rate in zip(optimizer.param_groups, rates.tolist(), strict=True):
         group["lr"] = rate
