@@ -18,6 +18,9 @@ stride, single rate vs ASPP, image pooling) on the synthetic ``Shapes``.
 :class:`GlobalContextRecipe` is Chapter 10's: a small FCN with and without a context module
 (pyramid pooling, ASPP with image pooling) on ``FramedShapes``, whose labels depend on a
 frame at the image's border.
+:class:`ComparisonRecipe` is Chapter 12's: every semantic network of the book, from Chapter 1's
+small FCN to DeepLab v3+, trained on ``Shapes`` under one budget of steps, with its costs
+(parameters, multiply-adds, CPU latency, activation memory) measured beside its scores.
 :class:`ISBIUNetRecipe` is Chapter 8's U-Net on ISBI 2012; :data:`ISBI_UNET` is its
 two-minute CPU configuration (which ``benchmarks/isbi_unet.py`` repeats over seeds) and
 :data:`ISBI_UNET_GPU` the chapter's larger GPU one::
@@ -55,6 +58,7 @@ from ._checks import (
     check_probability,
 )
 from .arithmetic import measure_receptive_field, receptive_field
+from .bench import count_flops, count_parameters, median_seconds, saved_for_backward_bytes
 from .data import (
     ISBI2012,
     AugmentedPairs,
@@ -68,6 +72,7 @@ from .data import (
 from .data.weightmap import unet_weight_map
 from .losses import CrossEntropyLoss, DiceCELoss
 from .metrics import ISBI_SCORES, ConfusionMatrix, boundary_iou, coco_ap, isbi_scores, trimap_iou
+from .models import create as create_model
 from .models.deeplab import AtrousFCHead, DeepLab, DeepLabHead, deeplab_vgg16_features
 from .models.fcn import FCN, fcn
 from .models.mask_rcnn import mask_rcnn
@@ -1020,3 +1025,124 @@ MASK_RCNN_SHAPES_GPU = MaskRCNNShapesRecipe(image_size=128, widths=(32, 64, 128)
                                             mask_channels=64, anchor_sizes=(24, 40, 64, 88),
                                             box_batch_size_per_image=64, batch_size=8,
                                             steps=3000)
+
+
+
+# --------------------------------------------------------------------------- Chapter 12
+
+#: Chapter 12's networks, by registered name (:func:`segtutor.models.create`), with the
+#: keyword arguments of the version trained on the shared benchmark, in the book's order.
+#: The VGG-style networks (Chapter 1's small FCN, FCN-8s, SegNet, U-Net, DeepLab v1) are
+#: narrowed as in their chapters, with batch norm where the paper had none so that they
+#: train from scratch in a few hundred steps; the ResNet networks (DeepLab v3 and v3+,
+#: PSPNet) keep torchvision's full-width ResNet-18 -- torchvision has no narrower ResNet --
+#: and so are 15-60 times larger: the comparison is of networks as one would use them, not
+#: of equal parameter counts.
+COMPARISON_NETWORKS: dict[str, dict[str, Any]] = {
+    "tiny_fcn": {"width": 16},
+    "fcn8s": {"width": 8, "fc_channels": 64, "batch_norm": True, "dropout": 0.1},
+    "segnet": {"width": 12},
+    "unet": {"base_channels": 12, "depth": 3},
+    "deeplab_v1": {"width": 8, "fc_channels": 64, "batch_norm": True, "dropout": 0.1},
+    "deeplabv3_resnet50": {"backbone": "resnet18"},
+    "deeplabv3plus_resnet50": {"backbone": "resnet18"},
+    "pspnet_resnet50": {"backbone": "resnet18"},
+}
+
+#: How Chapter 12 names each network of :data:`COMPARISON_NETWORKS` in its tables and plots.
+COMPARISON_LABELS: dict[str, str] = {
+    "tiny_fcn": "small FCN (ch. 1)", "fcn8s": "FCN-8s", "segnet": "SegNet", "unet": "U-Net",
+    "deeplab_v1": "DeepLab v1", "deeplabv3_resnet50": "DeepLab v3 (ResNet-18)",
+    "deeplabv3plus_resnet50": "DeepLab v3+ (ResNet-18)", "pspnet_resnet50": "PSPNet (ResNet-18)",
+}
+
+
+@dataclass(frozen=True)
+class ComparisonRecipe(_ShapesExperiment):
+    """Chapter 12's benchmark: every network of :data:`COMPARISON_NETWORKS` under one budget.
+
+    * **data**: ``Shapes`` of ``image_size`` pixels, ``steps * batch_size`` training images
+      (one epoch; seed 0) and ``val_images`` held out (seed 1), as Chapters 6, 7 and 9;
+    * **networks** (:meth:`model`): the registered builder with the keyword arguments of
+      :data:`COMPARISON_NETWORKS`, freshly initialised (no pre-trained weights);
+    * **training**: AdamW at ``lr`` with a one-cycle schedule over the ``steps``,
+      cross-entropy, one epoch -- the same data and the same steps for every network;
+    * **evaluation** (:meth:`evaluate`, Chapter 6's): pixel accuracy, mIoU, trimap IoU
+      (``band`` pixels around the true edges) and Boundary IoU on the held-out images;
+    * **costs** (:meth:`costs`): parameters, multiply-adds of one forward pass, CPU latency
+      and the activation memory of training, at the ``cost_sizes`` a user would run.
+
+    Raises:
+        TypeError, ValueError: a field of the wrong type or out of range.
+    """
+
+    image_size: int = 64
+    batch_size: int = 8
+    steps: int = 240
+    lr: float = 5e-3
+    val_images: int = 64
+    band: int = 2
+    cost_sizes: tuple[int, ...] = (256, 512)
+
+    def __post_init__(self) -> None:
+        for name in ("image_size", "batch_size", "steps", "val_images", "band"):
+            check_positive_int(getattr(self, name), name)
+        check_positive_number(self.lr, "lr")
+        if not isinstance(self.cost_sizes, tuple) or not self.cost_sizes:
+            raise TypeError(f"cost_sizes must be a non-empty tuple of image sides, got "
+                            f"{self.cost_sizes!r}")
+        for size in self.cost_sizes:
+            check_positive_int(size, "cost_sizes entry")
+
+    evaluate = FCNShapesRecipe.evaluate  # Chapter 6's scores
+
+    def model(self, name: str) -> torch.nn.Module:
+        """A freshly initialised network ``name`` of :data:`COMPARISON_NETWORKS`.
+
+        Raises:
+            ValueError: ``name`` is not one of them.
+        """
+        check_choice(name, "network", tuple(COMPARISON_NETWORKS))
+        return create_model(name, num_classes=Shapes.num_classes, **COMPARISON_NETWORKS[name])
+
+    def costs(self, name: str, *, min_run_time: float = 0.3,
+              device: str | torch.device = "cpu") -> dict[str, float]:
+        """What network ``name`` costs at each side ``s`` of ``cost_sizes`` on ``device``.
+
+        A fresh network (the costs do not depend on the weights), on one random image:
+
+        * ``parameters``;
+        * ``gmacs_{s}``: multiply-adds of one forward pass, in units of 10**9, *counted*
+          from the shapes (:func:`~segtutor.bench.count_flops` / 2), not measured;
+        * ``latency_ms_{s}``: median wall time of one forward pass in ``eval()`` mode under
+          ``torch.inference_mode()``, after a warm-up (:func:`~segtutor.bench.median_seconds`,
+          at the current ``torch.get_num_threads()`` on a CPU; CUDA is synchronised);
+        * ``activation_mib_{s}``: the bytes autograd keeps for the backward pass of one
+          image in training mode (:func:`~segtutor.bench.saved_for_backward_bytes`, measured
+          on two images -- an image-pooling batch norm cannot train on one -- and halved).
+
+        Raises:
+            ValueError: ``name`` is not one of :data:`COMPARISON_NETWORKS`.
+        """
+        check_number(min_run_time, "min_run_time", minimum=0)
+        where = pick_device(str(device))
+        net = self.model(name).to(where)
+        result: dict[str, float] = {"parameters": count_parameters(net)}
+        for size in self.cost_sizes:
+            image = torch.randn(1, 3, size, size, device=where)
+            with eval_mode(net), torch.inference_mode():
+                result[f"gmacs_{size}"] = count_flops(net, image) / 2e9
+                result[f"latency_ms_{size}"] = 1000 * median_seconds(
+                    lambda image=image: net(image), min_run_time=min_run_time)
+            net.train()
+            result[f"activation_mib_{size}"] = saved_for_backward_bytes(
+                net, image.expand(2, -1, -1, -1).contiguous()) / 2 / 2**20
+        return result
+
+
+#: Chapter 12 on a CPU: 64-pixel images, 240 steps of 8 (``benchmarks/compare_all.py``
+#: repeats it over seeds); costs at 256 and 512 pixels.
+COMPARISON = ComparisonRecipe()
+
+#: Chapter 12 on a GPU: 192-pixel images and longer training.
+COMPARISON_GPU = ComparisonRecipe(image_size=192, steps=3000)

@@ -23,7 +23,8 @@ CPU). ``--batch-size`` is the global batch, split evenly across the ranks; a
 ``DistributedSampler`` (used in a single process too, so that both see the same batches)
 deals out the data; ``--sync-bn`` turns batch norm into ``SyncBatchNorm`` (CUDA only, as in
 PyTorch); rank 0 alone prints and writes, and the process group is destroyed on the way
-out, also after an error.
+out, also after an error. At the end rank 0 also prints the gradient traffic that DDP's
+all-reduce carried per step (counted by :class:`GradientTraffic`, DDP's own all-reduce hook).
 
 This module is the one place besides :mod:`segtutor.recipes` that composes models, data and
 the training loop; the rest of :mod:`segtutor.train` knows a model only as an ``nn.Module``.
@@ -38,6 +39,7 @@ import json
 import math
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -60,9 +62,9 @@ from ..data import (
 )
 from ..models import create, list_models, model_info
 from ..utils import device as pick_device
-from . import History, fit, one_cycle_in_time
+from . import History, fit, load_checkpoint, one_cycle_in_time
 
-__all__ = ["DATASETS", "build_data", "main", "parser"]
+__all__ = ["DATASETS", "GradientTraffic", "build_data", "main", "parser"]
 
 #: The data sets ``--data`` accepts.
 DATASETS: tuple[str, ...] = ("shapes", "isbi", "voc", "pets")
@@ -196,6 +198,63 @@ def write_history(history: History, out: Path) -> None:
     figure.savefig(out / "history.png", dpi=100, bbox_inches="tight")
 
 
+class GradientTraffic:
+    """A ``DistributedDataParallel`` communication hook: DDP's default all-reduce, counted.
+
+    Register it with ``ddp_model.register_comm_hook(None, traffic.hook)``: every gradient
+    bucket DDP hands over is all-reduced exactly as without a hook
+    (``torch.distributed.algorithms.ddp_comm_hooks.default_hooks.allreduce_hook``: the
+    bucket is divided by the world size and summed across the ranks), and its bytes and
+    the seconds until its all-reduce completes are added up. ``bytes_per_step`` is what one
+    rank hands to the all-reduce per optimizer step -- a ring all-reduce then sends
+    ``2 (N - 1) / N`` times that over each rank's link. The seconds overlap the rest of the
+    backward pass (DDP starts a bucket's all-reduce as soon as its gradients are ready), so
+    they are the communication's duration, not what it adds to a step.
+
+    Attributes:
+        bytes: bytes of all buckets so far.
+        buckets: buckets so far.
+        steps: backward passes so far (a step ends with DDP's last bucket).
+        seconds: wall seconds from handing each bucket over to its all-reduce completing,
+            summed over the buckets.
+    """
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.buckets = 0
+        self.steps = 0
+        self.seconds = 0.0
+
+    # DDP checks the hook's annotations against the classes themselves, which postponed
+    # annotations (strings) would not match: ``bucket`` is a ``dist.GradBucket``, the result
+    # a ``torch.futures.Future[Tensor]``.
+    def hook(self, process_group, bucket):
+        """DDP's default all-reduce of ``bucket`` over ``process_group``, counted and timed."""
+        from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+
+        buffer = bucket.buffer()
+        self.bytes += buffer.numel() * buffer.element_size()
+        self.buckets += 1
+        self.steps += bucket.is_last()
+        started = time.perf_counter()
+
+        def done(future):
+            self.seconds += time.perf_counter() - started
+            return future.value()
+
+        return default_hooks.allreduce_hook(process_group, bucket).then(done)
+
+    @property
+    def bytes_per_step(self) -> float:
+        """Mean bytes per backward pass (0 before the first)."""
+        return self.bytes / self.steps if self.steps else 0.0
+
+    @property
+    def seconds_per_step(self) -> float:
+        """Mean all-reduce seconds per backward pass, summed over its buckets (0 before the first)."""
+        return self.seconds / self.steps if self.steps else 0.0
+
+
 def _world() -> tuple[int, int, int]:
     """``(rank, local rank, world size)`` from torchrun's environment; ``(0, 0, 1)`` without."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -248,6 +307,8 @@ def main(argv: Sequence[str] | None = None) -> History:
     if len(loader) == 0:
         p.error(f"--batch-size {args.batch_size} is larger than the {len(train_set)} training "
                 f"images")
+    if args.resume and args.epochs is not None:
+        _check_same_schedule(p, checkpoint, args.epochs, len(loader))
     val_loader = DataLoader(val_set, batch_size=val_batch, num_workers=args.workers)
     if world > 1:
         if device.type == "cuda":
@@ -268,6 +329,25 @@ def main(argv: Sequence[str] | None = None) -> History:
     return history
 
 
+def _check_same_schedule(p: argparse.ArgumentParser, checkpoint: Path, epochs: int,
+                         steps_per_epoch: int) -> None:
+    """Refuse to resume a one-cycle schedule over another number of steps than it began with.
+
+    A one-cycle schedule is fixed by its total length from its first step on (its warm-up
+    and its annealing are fractions of it); stretching it half-way would jump the learning
+    rate. ``--epochs`` is the total, counting the epochs already done, so resuming with the
+    same value continues exactly.
+    """
+    scheduler = load_checkpoint(checkpoint).get("scheduler") or {}
+    total = scheduler.get("total_steps")
+    if total is not None and total != epochs * steps_per_epoch:
+        p.error(f"--resume with --epochs {epochs}: the checkpoint's one-cycle schedule spans "
+                f"{total} steps ({total // steps_per_epoch} epochs of {steps_per_epoch}), not "
+                f"{epochs * steps_per_epoch}; a begun one-cycle schedule cannot be stretched. "
+                f"Resume with --epochs {total // steps_per_epoch}, or start a new run in another "
+                f"--out")
+
+
 def _train(args: argparse.Namespace, model: nn.Module, loader: DataLoader,
            val_loader: DataLoader, num_classes: int, device: torch.device, world: int,
            rank: int, checkpoint: Path) -> History:
@@ -277,9 +357,11 @@ def _train(args: argparse.Namespace, model: nn.Module, loader: DataLoader,
     model = model.to(device)
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
+    traffic = GradientTraffic()
     if world > 1:
         model = nn.parallel.DistributedDataParallel(
             model, device_ids=[device.index] if device.type == "cuda" else None)
+        model.register_comm_hook(None, traffic.hook)
     if args.compile:
         model = torch.compile(model)
     if args.epochs is not None:
@@ -294,12 +376,21 @@ def _train(args: argparse.Namespace, model: nn.Module, loader: DataLoader,
 
     if rank == 0:
         args.out.mkdir(parents=True, exist_ok=True)
-    return fit(model, loader, val_loader, num_classes=num_classes, epochs=args.epochs,
-               time_budget=args.time_budget,
-               optimizer=lambda params: torch.optim.AdamW(params, lr=args.lr),
-               lr_scheduler=schedule, device=device, amp=args.amp,
-               checkpoint=checkpoint, resume=args.resume, seed=args.seed,
-               progress=args.progress)
+    history = fit(model, loader, val_loader, num_classes=num_classes, epochs=args.epochs,
+                  time_budget=args.time_budget,
+                  optimizer=lambda params: torch.optim.AdamW(params, lr=args.lr),
+                  lr_scheduler=schedule, device=device, amp=args.amp,
+                  checkpoint=checkpoint, resume=args.resume, seed=args.seed,
+                  progress=args.progress)
+    if world > 1 and rank == 0:
+        gradients = sum(p.numel() * p.element_size() for p in model.parameters()
+                        if p.requires_grad)
+        print(f"DDP all-reduce: {traffic.bytes_per_step:,.0f} bytes of gradients per step per "
+              f"process in {traffic.buckets / max(traffic.steps, 1):.0f} bucket(s), "
+              f"{1000 * traffic.seconds_per_step:.1f} ms per step until complete, over "
+              f"{traffic.steps} steps (the trainable parameters' gradients: {gradients:,} "
+              f"bytes)")
+    return history
 
 
 if __name__ == "__main__":

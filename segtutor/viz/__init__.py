@@ -1,4 +1,5 @@
-"""Pictures: the VOC palette, mask overlays, prediction grids and training curves.
+"""Pictures: the VOC palette, mask overlays, prediction grids, training curves and
+accuracy-versus-cost plots.
 
 Diagrams of convolution arithmetic live in :mod:`segtutor.viz.diagrams`; the interactive
 widgets (which also work in the static HTML site) in :mod:`segtutor.viz.widgets`,
@@ -12,6 +13,7 @@ from .plots import (
     colorize,
     overlay,
     plot_history,
+    plot_tradeoff,
     show_image,
     show_mask,
     show_predictions,
@@ -29,6 +31,7 @@ __all__ = [
     "overlay",
     "plot_history",
     "plot_roi_quantisation",
+    "plot_tradeoff",
     "show_image",
     "show_mask",
     "show_predictions",

@@ -196,3 +196,52 @@ def plot_history(history: Any, ax: Axes | None = None) -> Figure:
     ax.set_title("training curve")
     figure.tight_layout()
     return figure
+
+
+def plot_tradeoff(rows: Sequence[Mapping[str, Any]], *, cost: str, score: str = "miou",
+                  labels: Mapping[str, str] | None = None, key: str = "variant",
+                  ax: Axes | None = None, log: bool = True) -> Figure:
+    """Score against cost, one point per network: the mean over its runs, with bars from the
+    lowest to the highest run (e.g. seeds) -- Chapter 12's accuracy-versus-cost plot.
+
+    Args:
+        rows: one mapping per run (e.g. a results CSV's rows: values may be strings), each
+            with ``key`` (the network), ``cost`` and ``score``.
+        cost: the field on the x axis (its mean over the runs; log scale if ``log``).
+        score: the field on the y axis.
+        labels: the name drawn beside each network (default: the ``key`` value).
+        ax: draw into it (default: a new figure).
+
+    Raises:
+        ValueError: no rows.
+        KeyError: a row lacks ``key``, ``cost`` or ``score``.
+    """
+    if not rows:
+        raise ValueError("plot_tradeoff needs at least one row, got none")
+    runs: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        runs.setdefault(str(row[key]), []).append(row)
+    if ax is None:
+        figure, ax = plt.subplots(figsize=(6, 4.2))
+    else:
+        figure = ax.figure
+    for name, group in runs.items():
+        values = [float(row[score]) for row in group]
+        x = float(np.mean([float(row[cost]) for row in group]))
+        mean = float(np.mean(values))
+        ax.errorbar(x, mean, yerr=[[mean - min(values)], [max(values) - mean]], fmt="o",
+                    capsize=3)
+        ax.annotate((labels or {}).get(name, name), (x, mean), textcoords="offset points",
+                    xytext=(5, 4), fontsize=8)
+    if log:
+        from matplotlib import ticker
+
+        ax.set_xscale("log")
+        # 10, 20, 50, 100, ... written as plain numbers (the default 2x10^1 labels collide)
+        ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+    ax.set_xlabel(cost + (" (log scale)" if log else ""))
+    ax.set_ylabel(f"{score} (mean; bars: lowest to highest run)")
+    ax.grid(alpha=0.3)
+    return figure

@@ -61,6 +61,22 @@ def test_never_overwrites_a_checkpoint_and_resumes_one(tmp_path, capsys):
     assert "--resume: no checkpoint at" in capsys.readouterr().err
 
 
+def test_resuming_with_other_epochs_is_refused_before_training(tmp_path, capsys):
+    # the one-cycle schedule of the first call spans its 2 epochs of 2 steps; more epochs
+    # would stretch a begun schedule (OneCycleLR would restore its old length and stop)
+    out = tmp_path / "run"
+    main([*TINY, "--epochs", "2", "--out", str(out)])
+    before = (out / "checkpoint.pt").read_bytes()
+    with pytest.raises(SystemExit) as stopped:
+        main([*TINY, "--epochs", "3", "--out", str(out), "--resume"])
+    assert stopped.value.code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.endswith("--resume with --epochs 3: the checkpoint's one-cycle schedule spans 4 "
+                          "steps (2 epochs of 2), not 6; a begun one-cycle schedule cannot be "
+                          "stretched. Resume with --epochs 2, or start a new run in another --out")
+    assert (out / "checkpoint.pt").read_bytes() == before  # nothing was touched
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--model", "nope", "--data", "shapes", "--epochs", "1"],
      "--model must be one of ['deeplab_v1', "),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -120,6 +121,21 @@ def test_the_command_under_torchrun(tmp_path):
     assert losses[1] == pytest.approx(losses[0], rel=1e-5)
     assert_same_weights(weights(tmp_path / "two" / "checkpoint.pt"),
                         weights(tmp_path / "one" / "checkpoint.pt"))
+    # the gradient traffic, counted by the command's all-reduce hook (the same losses above
+    # show that the hook all-reduces as DDP's default does): every trainable parameter's
+    # float32 gradient once per step, 4 steps of the global batch of 8 over 32 images
+    traffic = re.search(r"DDP all-reduce: ([\d,]+) bytes of gradients per step per process in "
+                        r"(\d+) bucket\(s\), ([\d.]+) ms per step until complete, over (\d+) "
+                        r"steps", double.stdout)
+    assert traffic, double.stdout
+    from segtutor import models
+    net = models.create("fcn8s", num_classes=4, **models.model_info("fcn8s").tiny_kwargs,
+                        dropout=0.0)
+    trainable = sum(p.numel() for p in net.parameters() if p.requires_grad)
+    assert trainable < sum(p.numel() for p in net.parameters())  # frozen upsampling: not sent
+    assert int(traffic[1].replace(",", "")) == 4 * trainable
+    assert int(traffic[2]) >= 1 and float(traffic[3]) > 0 and int(traffic[4]) == 4
+    assert "DDP all-reduce" not in single.stdout
     refused = run([*common, "--sync-bn", "--out", str(tmp_path / "sync")], processes=2,
                   check=False)
     assert refused.returncode != 0
