@@ -120,6 +120,19 @@ def test_tiny_and_model_kwargs_reach_the_builder(tmp_path):
     assert first.shape[0] == 6  # the builder's width, over its tiny_kwargs' 4
 
 
+def test_the_papers_unet_trains_through_overlap_tile(tmp_path):
+    # valid convolutions: the network's output is smaller than its input, and UNet's
+    # overlap-tile forward returns logits at the image's size, so fit and the metrics work
+    history = main(["--model", "unet_paper", "--tiny", "--data", "shapes", "--image-size", "32",
+                    "--train-images", "4", "--batch-size", "2", "--epochs", "1", "--device", "cpu",
+                    "--no-progress", "--out", str(tmp_path / "run")])
+    assert history.step[-1] == 2 and 0 <= history.val_miou[-1] <= 1
+    net = models.create("unet_paper", num_classes=4, in_channels=3,
+                        **models.model_info("unet_paper").tiny_kwargs)
+    net.load_state_dict(torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["model"])
+    assert net.eval()(torch.zeros(1, 3, 32, 32)).shape == (1, 4, 32, 32)
+
+
 def test_module_entry_point_help():
     result = subprocess.run([sys.executable, "-m", "segtutor.train", "--help"],
                             capture_output=True, text=True, timeout=120, check=True)
