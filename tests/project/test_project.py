@@ -35,7 +35,7 @@ def test_every_notebook_is_in_the_toc_and_every_toc_entry_exists():
         assert matches, f"_toc.yml lists {entry!r} but no such file exists"
     for notebook in chapter_notebooks():
         stem = str(notebook.relative_to(ROOT).with_suffix(""))
-        assert stem in listed, f"{notebook.name} is not in _toc.yml, so nbval and the book skip it"
+        assert stem in listed, f"{notebook.name} is not in _toc.yml, so the book and its tests skip it"
 
 
 @pytest.mark.parametrize("notebook", chapter_notebooks(), ids=lambda p: p.name)
@@ -77,6 +77,27 @@ def test_ci_runs_the_readme_commands():
     assert build.startswith("python -m pip install -r requirements.txt") and "jupyter-book build" in build
     assert "--warningiserror" in build
     assert tests.startswith("python -m pip install -r requirements.txt") and "pytest" in tests
+
+
+WORKFLOW_CHECK = ["check-jsonschema", "--builtin-schema", "vendor.github-workflows"]
+
+
+def test_the_workflows_are_valid_and_the_check_catches_a_broken_one(tmp_path):
+    """.ci/run validates .github/workflows/ against the schema GitHub publishes (offline)."""
+    import shutil
+
+    if shutil.which(WORKFLOW_CHECK[0]) is None:
+        pytest.skip("check-jsonschema is not installed (requirements.txt installs it)")
+    assert " ".join(WORKFLOW_CHECK) in (ROOT / ".ci" / "run").read_text()
+    workflows = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+    assert workflows
+    good = subprocess.run(WORKFLOW_CHECK + [str(p) for p in workflows], capture_output=True, text=True)
+    assert good.returncode == 0, good.stdout + good.stderr
+    # the same workflow with a misspelt key ("step" for "steps") must be refused
+    broken = tmp_path / "broken.yml"
+    broken.write_text(workflows[0].read_text().replace("    steps:", "    step:", 1))
+    bad = subprocess.run(WORKFLOW_CHECK + [str(broken)], capture_output=True, text=True)
+    assert bad.returncode != 0 and "step" in bad.stdout + bad.stderr
 
 
 def test_no_test_module_imports_another():
