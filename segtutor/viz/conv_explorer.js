@@ -11,12 +11,13 @@
 // with s - 1 zeros inserted between neighbours, d(k - 1) - p cells of padding on each side
 // (a negative amount crops) and output_padding extra cells at the bottom/right.
 
+// The cells' fills (DESIGN.md's conv_arithmetic palette, segtutor.viz.diagrams). The lines,
+// the padding and the kernel footprint take conv_explorer.css's --ce-line and --ce-kernel
+// instead: they follow JupyterLab's theme (dark lines on white without one).
 export const COLORS = {
   input: "#268BD2",
   output: "#2AA198",
-  kernel: "#073642",
   kernelOpacity: 0.4,
-  padding: "#002B36",
 };
 
 const SETTING_MEANINGS = {
@@ -290,7 +291,7 @@ function inputSideMarkup(axis) {
   const span = axis.last - axis.first + 1;
   const lines = [];
   for (let n = 0; n <= span; n++) lines.push(`M${n} 0V${span}M0 ${n}H${span}`);
-  const parts = [`<path class="ce-grid" d="${lines.join("")}" fill="none" stroke="${COLORS.padding}"/>`];
+  const parts = [`<path class="ce-grid" d="${lines.join("")}" fill="none"/>`];
   const read = readCoordinates(axis);
   for (let y = axis.first; y <= axis.last; y++) {
     for (let x = axis.first; x <= axis.last; x++) {
@@ -364,10 +365,10 @@ function legendMarkup() {
   const swatch = (attributes) =>
     `<svg width="14" height="14" aria-hidden="true"><rect x="0.5" y="0.5" width="13" height="13" ${attributes}/></svg>`;
   const entries = [
-    [`fill="${COLORS.input}" stroke="${COLORS.padding}"`, "input"],
-    [`fill="none" stroke="${COLORS.padding}" stroke-dasharray="3 2"`, "padding / inserted zeros"],
-    [`fill="${COLORS.kernel}" fill-opacity="${COLORS.kernelOpacity}"`, "kernel footprint"],
-    [`fill="${COLORS.output}" stroke="${COLORS.padding}"`, "output"],
+    [`class="ce-swatch-cell" fill="${COLORS.input}"`, "input"],
+    [`class="ce-swatch-padding" fill="none" stroke-dasharray="3 2"`, "padding / inserted zeros"],
+    [`class="ce-swatch-kernel" fill-opacity="${COLORS.kernelOpacity}"`, "kernel footprint"],
+    [`class="ce-swatch-cell" fill="${COLORS.output}"`, "output"],
   ];
   return entries.map(([attributes, text]) => `<span>${swatch(attributes)} ${text}</span>`).join("");
 }
@@ -399,10 +400,10 @@ function skeleton(limits) {
     <svg class="ce-drawing" data-testid="ce-drawing" xmlns="${SVG_NS}" role="img">
       <g class="ce-scene">
         <g class="ce-input-side" data-testid="ce-input-grid"></g>
-        <g class="ce-footprint" fill="${COLORS.kernel}" fill-opacity="${COLORS.kernelOpacity}"></g>
+        <g class="ce-footprint" fill-opacity="${COLORS.kernelOpacity}"></g>
         <g class="ce-output-side">
           <g data-testid="ce-output-grid"></g>
-          <rect class="ce-current" width="1" height="1" fill="${COLORS.kernel}" fill-opacity="${COLORS.kernelOpacity}"/>
+          <rect class="ce-current" width="1" height="1" fill-opacity="${COLORS.kernelOpacity}"/>
         </g>
       </g>
     </svg>
@@ -421,6 +422,7 @@ function render({ model, el }) {
   root.className = "conv-explorer";
   root.dataset.testid = "conv-explorer";
   root.innerHTML = skeleton(limits);
+  suppressNotebookShortcuts(root); // widget_controls.js, appended to this module
   el.appendChild(root);
 
   const find = (testid) => root.querySelector(`[data-testid="${testid}"]`);

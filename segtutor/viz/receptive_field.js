@@ -230,6 +230,9 @@ const GAP_PX = 28;
 const MAX_CELL_PX = 24;
 const GRID_LINES_FROM_PX = 5; // draw cell borders only when cells are at least this large
 const RING_PX = 8;
+// Around the drawing: the ring of a corner unit (radius RING_PX from the cell's centre, plus
+// half of its 2 px stroke, receptive_field.css) and the 1 px lines at the edges stay inside.
+const MARGIN_PX = RING_PX + 1;
 
 function gridPath(rows, cols, top = 0, left = 0) {
   const lines = [];
@@ -249,10 +252,10 @@ function legendMarkup(colors) {
   const swatch = (attributes) =>
     `<svg width="14" height="14" aria-hidden="true"><rect x="0.5" y="0.5" width="13" height="13" ${attributes}/></svg>`;
   const entries = [
-    [`fill="${colors.input}" stroke="${colors.padding}"`, "input"],
-    [`fill="${colors.kernel}" fill-opacity="${colors.kernelOpacity}" stroke="${colors.kernel}"`, "receptive field on the input"],
-    [`fill="none" stroke="${colors.padding}" stroke-dasharray="3 2"`, "part in the zero padding"],
-    [`fill="${colors.output}" stroke="${colors.padding}"`, "output of the chosen layer"],
+    [`class="rf-swatch-cell" fill="${colors.input}"`, "input"],
+    [`class="rf-swatch-field" fill-opacity="${colors.kernelOpacity}"`, "receptive field on the input"],
+    [`class="rf-swatch-padding" fill="none" stroke-dasharray="3 2"`, "part in the zero padding"],
+    [`class="rf-swatch-cell" fill="${colors.output}"`, "output of the chosen layer"],
   ];
   return entries.map(([attributes, text]) => `<span>${swatch(attributes)} ${text}</span>`).join("");
 }
@@ -282,14 +285,14 @@ function skeleton(colors) {
         <path class="rf-padding" fill="none"/>
         <rect class="rf-input" fill="${colors.input}"/>
         <path class="rf-grid" fill="none"/>
-        <rect class="rf-region" data-testid="rf-region" fill="${colors.kernel}" fill-opacity="${colors.kernelOpacity}"/>
+        <rect class="rf-region" data-testid="rf-region" fill-opacity="${colors.kernelOpacity}"/>
         <rect class="rf-region-full" data-testid="rf-region-full" fill="none"/>
       </g>
       <g class="rf-output-side"><g class="rf-output-cells">
         <rect class="rf-output" fill="${colors.output}"/>
         <path class="rf-grid" fill="none"/>
-        <rect class="rf-unit" data-testid="rf-unit" width="1" height="1" fill="${colors.kernel}" fill-opacity="${colors.kernelOpacity}"/>
-        <circle class="rf-unit-ring" fill="none" stroke="${colors.kernel}"/>
+        <rect class="rf-unit" data-testid="rf-unit" width="1" height="1" fill-opacity="${colors.kernelOpacity}"/>
+        <circle class="rf-unit-ring" data-testid="rf-unit-ring" fill="none"/>
         <rect class="rf-hit" data-testid="rf-output-grid" fill="transparent"/>
       </g></g>
     </svg>
@@ -304,7 +307,12 @@ function render({ model, el }) {
   const root = document.createElement("div");
   root.className = "receptive-field-viewer";
   root.dataset.testid = "receptive-field-viewer";
-  root.innerHTML = skeleton(model.get("_colors"));
+  const colors = model.get("_colors");
+  root.innerHTML = skeleton(colors);
+  // The kernel's and the padding's colours are receptive_field.css's fallbacks for the
+  // theme's (--jp-*) colours: lines and marks follow JupyterLab's theme where there is one.
+  for (const name of ["kernel", "padding"]) root.style.setProperty(`--rf-${name}`, String(colors[name]));
+  suppressNotebookShortcuts(root); // widget_controls.js, appended to this module
   el.appendChild(root);
 
   const find = (testid) => root.querySelector(`[data-testid="${testid}"]`);
@@ -360,11 +368,11 @@ function render({ model, el }) {
     hit.dataset.rows = String(rows);
     hit.dataset.cols = String(cols);
     controls.layer.value = String(index);
-    const width = drawn.inputWidth + GAP_PX + cols * cell + 2;
-    const height = Math.max(drawn.inputHeight, rows * cell) + 2;
+    const width = drawn.inputWidth + GAP_PX + cols * cell + 2 * MARGIN_PX;
+    const height = Math.max(drawn.inputHeight, rows * cell) + 2 * MARGIN_PX;
     svg.setAttribute("width", String(width));
     svg.setAttribute("height", String(height));
-    svg.setAttribute("viewBox", `-1 -1 ${width} ${height}`);
+    svg.setAttribute("viewBox", `${-MARGIN_PX} ${-MARGIN_PX} ${width} ${height}`);
   }
 
   function showUnit(index, [row, col]) {

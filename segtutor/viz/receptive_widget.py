@@ -40,6 +40,7 @@ from segtutor.arithmetic import (
     Upsample,
 )
 from segtutor.viz import diagrams
+from segtutor.viz._frontend import widget_module
 
 __all__ = [
     "MAX_INPUT_SIZE",
@@ -308,7 +309,7 @@ class ReceptiveFieldViewer(anywidget.AnyWidget):
         TypeError: an argument has the wrong type.
     """
 
-    _esm = _HERE / "receptive_field.js"
+    _esm = widget_module("receptive_field.js")  # the file and the shared widget_controls.js
     _css = _HERE / "receptive_field.css"
 
     preset = traitlets.Unicode("", help="name of the stack shown").tag(sync=True)

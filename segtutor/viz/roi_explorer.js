@@ -197,7 +197,7 @@ function slider(name, label, step) {
   return (
     `<label class="roi-control"><span class="roi-label">${label}</span>` +
     `<input type="range" step="${step}" data-setting="${name}" data-testid="roi-${name}" ` +
-    `aria-label="${label}" data-lm-suppress-shortcuts="true">` +
+    `aria-label="${label}">` +
     `<output data-testid="roi-${name}-value"></output></label>`
   );
 }
@@ -345,6 +345,7 @@ function render({ model, el }) {
   root.className = "roi-explorer";
   root.dataset.testid = "roi-explorer";
   root.innerHTML = skeleton(model);
+  suppressNotebookShortcuts(root); // widget_controls.js, appended to this module
   const colors = model.get("_colors");
   for (const [name, value] of Object.entries(colors)) root.style.setProperty(`--roi-${name}`, String(value));
   el.appendChild(root);

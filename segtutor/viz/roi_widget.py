@@ -34,6 +34,7 @@ from segtutor.arithmetic import (
     roi_pool_bins,
 )
 from segtutor.viz import diagrams
+from segtutor.viz._frontend import widget_module
 from segtutor.viz.roi import ALIGN_COLOR, MODES, POOL_COLOR, SAMPLE_COLOR
 
 __all__ = [
@@ -191,7 +192,7 @@ class RoIExplorer(anywidget.AnyWidget):
             out of order.
     """
 
-    _esm = _HERE / "roi_explorer.js"
+    _esm = widget_module("roi_explorer.js")  # the file and the shared widget_controls.js
     _css = _HERE / "roi_explorer.css"
 
     x1 = _Corner(21.0, help="left edge of the box, input pixels").tag(sync=True)

@@ -22,6 +22,7 @@ import anywidget
 import traitlets
 
 from segtutor import arithmetic
+from segtutor.viz._frontend import widget_module
 
 __all__ = ["ConvExplorer", "LIMITS", "explorer_output_size"]
 
@@ -142,7 +143,7 @@ class ConvExplorer(anywidget.AnyWidget):
             the reason instead of a drawing).
     """
 
-    _esm = _HERE / "conv_explorer.js"
+    _esm = widget_module("conv_explorer.js")  # the file and the shared widget_controls.js
     _css = _HERE / "conv_explorer.css"
 
     i = _Setting(5, help="input size").tag(sync=True)

@@ -32,6 +32,7 @@ from segtutor.viz.receptive_widget import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
+SHARED_MODULE = ROOT / "segtutor" / "viz" / "widget_controls.js"
 MODULE = ROOT / "segtutor" / "viz" / "receptive_field.js"
 RUNNER = ROOT / "tests" / "js" / "receptive_field.mjs"
 NODE = shutil.which("node")
@@ -364,7 +365,9 @@ def test_layers_from_dicts_refuses_what_is_not_a_dict():
 
 def test_widget_loads_the_javascript_and_css_files():
     viewer = ReceptiveFieldViewer()
-    assert viewer._esm == MODULE.read_text()
+    # the widget's own file, then the helpers every widget shares (segtutor.viz._frontend)
+    assert viewer._esm == f"{MODULE.read_text()}\n{SHARED_MODULE.read_text()}"
+    assert "function suppressNotebookShortcuts(root)" in viewer._esm
     assert "receptive-field-viewer" in viewer._css
 
 

@@ -23,6 +23,7 @@ from segtutor import arithmetic
 from segtutor.viz.widgets import LIMITS, ConvExplorer, explorer_output_size
 
 ROOT = Path(__file__).resolve().parents[2]
+SHARED_MODULE = ROOT / "segtutor" / "viz" / "widget_controls.js"
 MODULE = ROOT / "segtutor" / "viz" / "conv_explorer.js"
 RUNNER = ROOT / "tests" / "js" / "arithmetic.mjs"
 NODE = shutil.which("node")
@@ -166,7 +167,9 @@ def test_js_module_exports_render_for_anywidget_and_the_python_limits():
 
 def test_widget_loads_the_javascript_and_css_files():
     widget = ConvExplorer()
-    assert widget._esm == MODULE.read_text()
+    # the widget's own file, then the helpers every widget shares (segtutor.viz._frontend)
+    assert widget._esm == f"{MODULE.read_text()}\n{SHARED_MODULE.read_text()}"
+    assert "function suppressNotebookShortcuts(root)" in widget._esm
     assert "conv-explorer" in widget._css
 
 
