@@ -19,16 +19,14 @@ import torch
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from .._checks import describe
 from .common import (
     PairTransformFn,
     read_pair,
     require_dir,
 )
-from .download import fetch
-from .isbi2012_sha256 import ISBI2012_SHA256
-
-ISBI2012_BASE_URL = "https://raw.githubusercontent.com/zhixuhao/unet/master/data/membrane/train"
-"""Folder URL holding ``image/N.png`` and ``label/N.png``, N = 0-29."""
+from .download import DEFAULT_TIMEOUT_S, Resource, fetch
+from .isbi2012_sha256 import ISBI2012_MIRRORS, ISBI2012_SHA256
 
 ISBI_ROOT_ENV = "SEGTUTOR_ISBI_ROOT"
 """Environment variable that points :func:`default_isbi_root` at a local copy."""
@@ -74,25 +72,50 @@ def _is_isbi_root(path: Path) -> bool:
     return (path / "train" / "image").is_dir() and (path / "train" / "label").is_dir()
 
 
-def download_isbi2012(root: str | Path, base_url: str = ISBI2012_BASE_URL) -> Path:
+def _resources(mirrors: str | tuple[str, ...]) -> dict[str, Resource]:
+    """Path relative to ``train/`` -> the file's record: its SHA-256, one URL per mirror."""
+    if isinstance(mirrors, str):
+        mirrors = (mirrors,)
+    if not isinstance(mirrors, (tuple, list)) or not all(isinstance(m, str) for m in mirrors):
+        raise TypeError(f"mirrors must be a folder URL or a tuple of them, got "
+                        f"{describe(mirrors)} ({type(mirrors).__name__})")
+    return {relative: Resource(Path(relative).name, ("sha256", sha256),
+                               tuple(f"{base.rstrip('/')}/{relative}" for base in mirrors))
+            for relative, sha256 in ISBI2012_SHA256.items()}
+
+
+def download_isbi2012(
+    root: str | Path,
+    mirrors: str | tuple[str, ...] = ISBI2012_MIRRORS,
+    *,
+    timeout: float = DEFAULT_TIMEOUT_S,
+) -> Path:
     """Download the 60 PNG files into ``root/train/{image,label}/``, checking each SHA-256.
 
-    Files already present with the right checksum are kept.
+    Files already present with the right checksum are kept (so files copied by hand are
+    used). Each file comes from the first mirror that serves it intact; a mirror that
+    timed out or could not be reached is tried last for the files after it, so a dead
+    mirror costs its time-out once, not 60 times.
 
     Args:
         root: the data set folder.
-        base_url: folder URL holding ``image/N.png`` and ``label/N.png``.
+        mirrors: folder URL(s) holding ``image/N.png`` and ``label/N.png``
+            (:data:`~segtutor.data.isbi2012_sha256.ISBI2012_MIRRORS`).
+        timeout: seconds a mirror may stay silent before the next one is tried.
 
     Returns:
         ``root``.
 
     Raises:
-        ConnectionError: no network (the message says where to place the files).
-        ValueError: a file's checksum does not match.
+        segtutor.data.download.DownloadError: every mirror failed for a file (a
+            ``ConnectionError``; the message names each mirror, its error and the path
+            where the file goes). Its subclass ``ChecksumMismatchError`` (a
+            ``ValueError``) when every mirror served wrong bytes.
     """
     root = Path(root)
-    for relative, sha256 in tqdm(ISBI2012_SHA256.items(), desc="ISBI 2012", unit="file"):
-        fetch(f"{base_url}/{relative}", root / "train" / relative, checksum=("sha256", sha256))
+    for relative, resource in tqdm(_resources(mirrors).items(), desc="ISBI 2012", unit="file"):
+        fetch(resource.mirrors, root / "train" / relative, checksum=resource.checksum,
+              timeout=timeout)
     return root
 
 
@@ -106,7 +129,9 @@ class ISBI2012(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         root: folder with ``train/image/{0..29}.png`` and ``train/label/{0..29}.png``
             (as ``../shared/data/isbi2012``; see :func:`default_isbi_root`).
         split: ``"train"`` (slices 0-24), ``"test"`` (25-29) or ``"all"``.
-        download: fetch the files (SHA-256-checked) into ``root`` first if needed.
+        download: fetch the files (SHA-256-checked, from the first of
+            :data:`~segtutor.data.isbi2012_sha256.ISBI2012_MIRRORS` that
+            serves each) into ``root`` first if needed.
         transforms: optional callable ``(image, mask) -> (image, mask)``.
         channels: 1 (the grayscale slice, as in U-Net) or 3 (the slice repeated, for
             networks pretrained on RGB images).
@@ -140,7 +165,7 @@ class ISBI2012(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         self.channels = channels
         self.transforms = transforms
         if download:
-            download_isbi2012(self.root, ISBI2012_BASE_URL)
+            download_isbi2012(self.root, ISBI2012_MIRRORS)
         self.slices = list(ISBI2012_SPLITS[split])
         self.images = [self.root / "train" / "image" / f"{n}.png" for n in self.slices]
         self.masks = [self.root / "train" / "label" / f"{n}.png" for n in self.slices]
@@ -148,7 +173,7 @@ class ISBI2012(Dataset[tuple[torch.Tensor, torch.Tensor]]):
 
     def _require_files(self) -> None:
         how_to_get = (
-            f"Pass download=True to fetch them from {ISBI2012_BASE_URL}, "
+            f"Pass download=True to fetch them from {ISBI2012_MIRRORS[0]} (or a mirror), "
             f"or set {ISBI_ROOT_ENV} to a folder that has them."
         )
         require_dir(self.root, what="ISBI 2012", how_to_get=how_to_get)

@@ -1,8 +1,18 @@
-"""SHA-256 of the 60 ISBI 2012 PNG files of zhixuhao/unet (``data/membrane/train``).
+"""Where the 60 ISBI 2012 PNG files of zhixuhao/unet (``data/membrane/train``) are, and their SHA-256.
 
-Copied from ``shared/data/isbi2012/SHA256SUMS``; keys are paths relative to ``train/``.
-Only the sums are part of the package, never the images.
+The sums are copied from ``shared/data/isbi2012/SHA256SUMS``; keys are paths relative to
+``train/``. Only the sums and the mirrors are part of the package, never the images.
 """
+
+ISBI2012_MIRRORS: tuple[str, ...] = (
+    # GitHub's raw file server for the MIT-licensed repository zhixuhao/unet.
+    "https://raw.githubusercontent.com/zhixuhao/unet/master/data/membrane/train",
+    # The same repository's files through jsDelivr's GitHub CDN (its documented form
+    # cdn.jsdelivr.net/gh/user/repo@version/file): another network, the same bytes.
+    "https://cdn.jsdelivr.net/gh/zhixuhao/unet@master/data/membrane/train",
+)
+"""Folder URLs holding ``image/N.png`` and ``label/N.png`` (N = 0-29), tried in this order;
+each file must match its SHA-256 in :data:`ISBI2012_SHA256`."""
 
 ISBI2012_SHA256: dict[str, str] = {
     "image/0.png": "12c0ed6f42fc09f512abf6b354f217c950e4c8223b57a0315449b62a14556523",

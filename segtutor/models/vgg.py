@@ -18,14 +18,20 @@ stage, which FCN's skip connections and SegNet's decoder need.
 from __future__ import annotations
 
 import copy
+import hashlib
+import http.client
+import os
 import urllib.error
+import urllib.parse
+import urllib.request
 from collections import OrderedDict
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 from torchvision.models import VGG16_Weights, WeightsEnum
 
-from .._checks import check_bool, check_positive_int, check_probability
+from .._checks import check_bool, check_positive_int, check_positive_number, check_probability
 from ..ops import conv_bn_relu
 from .registry import register
 
@@ -205,23 +211,128 @@ def resolve_weights(weights: str | WeightsEnum | None,
         raise ValueError(f"unknown weights {weights!r}; valid: {valid}") from None
 
 
-def load_weights(weights: WeightsEnum, *, progress: bool = True) -> dict[str, Tensor]:
-    """Download (or read from torch's cache) the ``state_dict`` of ``weights``.
+def load_weights(weights: WeightsEnum, *, progress: bool = True,
+                 timeout: float = 30.0) -> dict[str, Tensor]:
+    """Read the ``state_dict`` of ``weights`` from torch's cache, downloading it if needed.
 
-    Goes through torchvision's weights API (``weights.get_state_dict``), which caches the
-    file under ``$TORCH_HOME/hub/checkpoints`` and checks its hash.
+    The file lives at ``$TORCH_HOME/hub/checkpoints/<name>`` (``<name>`` is the last part
+    of ``weights.url``, e.g. ``vgg16-397923af.pth``; ``TORCH_HOME`` defaults to
+    ``~/.cache/torch``), which is where torchvision's weights API
+    (``weights.get_state_dict``) looks and downloads to, so a file placed there by hand is
+    used with no network. torch checks the hash prefix in the name (``397923af``: the
+    first digits of the file's SHA-256) only while downloading; a file already there is
+    checked here first (once per process), so a wrong or truncated copy gets a clear
+    error instead of an unpickling failure or silently wrong weights.
+
+    Why no mirror list here, unlike the data sets (:mod:`segtutor.data.download`): every
+    pretrained file has one publisher, ``download.pytorch.org`` (a CDN), and no other
+    host serves the same bytes -- copies such as timm's on the Hugging Face Hub are
+    re-serialised (safetensors, other bytes), so they would fail the hash in the name.
+    What helps a reader whose download fails is the exact path and file name to place a
+    copy at, which the error gives. torch's own downloader has no time-out, so the server
+    is first asked for the file's headers with one (``timeout``): a host that does not
+    answer fails fast instead of hanging the notebook.
+
+    Args:
+        weights: a torchvision ``WeightsEnum`` member.
+        progress: show torch's download progress bar.
+        timeout: seconds to wait for the server's first answer before giving up.
+
+    Returns:
+        The ``state_dict``.
 
     Raises:
-        WeightsUnavailableError: the file is not cached and cannot be downloaded; the
-            message names the URL and where to put the file by hand.
+        WeightsUnavailableError: the file is not in the cache and cannot be downloaded
+            (no answer, an HTTP error, or a corrupt download); the message names the URL,
+            the error and the exact path to place the file at by hand.
+        ValueError: a file in the cache whose SHA-256 does not start with the prefix in its
+            name (the message says to delete or replace it), or a ``timeout`` that is not
+            a positive number.
+        TypeError: ``weights`` is not a ``WeightsEnum`` member, or ``progress`` not a bool.
     """
+    if not isinstance(weights, WeightsEnum):
+        raise TypeError(f"weights must be a torchvision WeightsEnum member, got {weights!r}")
+    check_bool(progress, "progress")
+    timeout = check_positive_number(timeout, "timeout")
+    path = _cache_path(weights)
+    prefix = _hash_prefix(path)
+    if path.is_file():
+        _check_cached_file(weights, path, prefix)
+    else:
+        try:
+            _probe(weights.url, timeout)
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
+            raise _unavailable(weights, path, prefix, error) from error
     try:
-        return weights.get_state_dict(progress=progress, check_hash=True)
-    except (urllib.error.URLError, ConnectionError, TimeoutError) as error:
-        cache = torch.hub.get_dir() + "/checkpoints"
-        raise WeightsUnavailableError(
-            f"could not download {weights!r} from {weights.url} ({error}); "
-            f"connect to the internet, or copy the file into {cache}") from error
+        state_dict = weights.get_state_dict(progress=progress, check_hash=True)
+    except (urllib.error.URLError, ConnectionError, TimeoutError,
+            http.client.HTTPException) as error:
+        raise _unavailable(weights, path, prefix, error) from error
+    except RuntimeError as error:  # torch.hub's hash check of the downloaded bytes
+        if "invalid hash value" not in str(error):
+            raise
+        raise _unavailable(weights, path, prefix, f"the download was corrupt: {error}") from error
+    _remember_verified(path)
+    return state_dict
+
+
+# Cached files already checked in this process: path -> (size, mtime_ns) when checked.
+_VERIFIED: dict[Path, tuple[int, int]] = {}
+
+
+def _cache_path(weights: WeightsEnum) -> Path:
+    """Where torch's weights API keeps (and looks for) the file of ``weights``."""
+    name = os.path.basename(urllib.parse.urlparse(weights.url).path)
+    return Path(torch.hub.get_dir()) / "checkpoints" / name
+
+
+def _hash_prefix(path: Path) -> str | None:
+    match = torch.hub.HASH_REGEX.search(path.name)  # the rule torch's check_hash applies
+    return match.group(1) if match and match.group(1) else None
+
+
+def _remember_verified(path: Path) -> None:
+    if path.is_file():
+        stat = path.stat()
+        _VERIFIED[path] = (stat.st_size, stat.st_mtime_ns)
+
+
+def _check_cached_file(weights: WeightsEnum, path: Path, prefix: str | None) -> None:
+    stat = path.stat()
+    if prefix is None or _VERIFIED.get(path) == (stat.st_size, stat.st_mtime_ns):
+        return
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+    actual = digest.hexdigest()
+    if not actual.startswith(prefix):
+        raise ValueError(
+            f"{path} is not the file of {weights!r}: its SHA-256 is {actual}, but the name "
+            f"says it starts with {prefix}. Delete it (it is then downloaded again from "
+            f"{weights.url}) or replace it with that file.")
+    _remember_verified(path)
+
+
+def _probe(url: str, timeout: float) -> None:
+    """Ask ``url``'s server for the headers; any HTTP answer counts (torch reports errors)."""
+    if urllib.parse.urlparse(url).scheme not in ("http", "https"):
+        return
+    request = urllib.request.Request(url, method="HEAD", headers={"User-Agent": "torch.hub"})
+    try:
+        urllib.request.urlopen(request, timeout=timeout).close()  # noqa: S310 (http(s) only)
+    except urllib.error.HTTPError as error:  # it answered; torch's GET gives the real error
+        error.close()
+
+
+def _unavailable(weights: WeightsEnum, path: Path, prefix: str | None,
+                 error: object) -> WeightsUnavailableError:
+    check = f"; its SHA-256 must start with {prefix}" if prefix else ""
+    return WeightsUnavailableError(
+        f"could not download {weights!r} from {weights.url} ({error}). Connect to the "
+        f"internet, or download that file elsewhere and place it at {path} (file name "
+        f"{path.name}{check}). The folder is $TORCH_HOME/hub/checkpoints; set TORCH_HOME "
+        f"to use another one.")
 
 
 @register(task="classification", tiny_kwargs={"width": 8, "hidden": 64})

@@ -36,6 +36,7 @@ from segtutor.data import (
     pets,
     voc,
 )
+from segtutor.data.download import Resource
 from segtutor.data.isbi2012_sha256 import ISBI2012_SHA256
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -176,11 +177,13 @@ def test_voc_download_from_a_local_server(tmp_path, monkeypatch):
     with tarfile.open(archive, "w") as tar:
         tar.add(tmp_path / "source" / "VOCdevkit", arcname="VOCdevkit")
     with serve(served) as url:
-        monkeypatch.setattr(voc, "VOC2012_URL", f"{url}/{archive.name}")
-        monkeypatch.setattr(voc, "VOC2012_MD5", md5_of(archive))
+        mirrors = (f"{url}/{archive.name}",)
+        monkeypatch.setattr(
+            voc, "VOC2012_TRAINVAL", Resource(archive.name, ("md5", md5_of(archive)), mirrors))
         data = VOCSegmentation(tmp_path / "downloaded", image_set="trainval", download=True)
         assert len(data) == 3 and data[0][1].shape == (20, 30)
-        monkeypatch.setattr(voc, "VOC2012_MD5", "0" * 32)
+        monkeypatch.setattr(
+            voc, "VOC2012_TRAINVAL", Resource(archive.name, ("md5", "0" * 32), mirrors))
         with pytest.raises(
             ValueError, match=r"checksum mismatch .* md5 is [0-9a-f]{32}, expected 0{32}"
         ):
@@ -254,7 +257,8 @@ def test_pets_download_from_a_local_server(tmp_path, monkeypatch):
             tar.add(base / folder, arcname=folder)
         resources.append((archive.name, md5_of(archive)))
     with serve(served) as url:
-        monkeypatch.setattr(pets, "PETS_RESOURCES", tuple((f"{url}/{n}", m) for n, m in resources))
+        monkeypatch.setattr(pets, "PETS_RESOURCES", tuple(
+            Resource(n, ("md5", m), (f"{url}/{n}",)) for n, m in resources))
         data = OxfordPets(tmp_path / "downloaded", split="test", download=True)
         assert len(data) == 1 and data[0][1].shape == (15, 19)
 
@@ -350,15 +354,16 @@ def test_isbi_download_from_a_local_server_then_offline_and_corrupt(tmp_path):
     target = tmp_path / "target"
     with serve(source) as url:
         with pytest.raises(ValueError, match=r"checksum mismatch for .*/train/image/0.png: sha256"):
-            download_isbi2012(target, base_url=f"{url}/train")
+            download_isbi2012(target, mirrors=f"{url}/train")
         with pytest.raises(FileNotFoundError, match=r"HTTP 404"):
             fetch(f"{url}/none.png", target / "none.png", checksum=("sha256", "0" * 64))
     assert not any(target.rglob("*.png*"))  # nothing corrupt or partial was kept
     offline = closed_port_url()
     with pytest.raises(
-        ConnectionError, match=r"no network: could not download .* place the file at"
+        ConnectionError, match=r"could not download 0.png:\n  1\. http://127\.0\.0\.1:\d+/image/"
+        r"0\.png cannot be reached .*\nDownload it by hand .* place the file at \S*image/0\.png"
     ):
-        download_isbi2012(target, base_url=offline)
+        download_isbi2012(target, mirrors=offline)
     with pytest.raises(ValueError, match=r"checksum algorithm must be one of \('md5', 'sha256'\), got 'sha1'"):
         fetch(f"{offline}/x", target / "x", checksum=("sha1", "0"))
 
@@ -404,12 +409,12 @@ def test_isbi_real_slices_match_the_png_files():
 @needs_isbi
 def test_isbi_download_of_the_real_files_from_a_local_server(tmp_path, monkeypatch):
     with serve(default_isbi_root()) as url:
-        monkeypatch.setattr(isbi, "ISBI2012_BASE_URL", f"{url}/train")
+        monkeypatch.setattr(isbi, "ISBI2012_MIRRORS", (f"{url}/train",))
         data = ISBI2012(tmp_path, split="test", download=True)
     for relative in ("image/27.png", "label/3.png"):
         assert (tmp_path / "train" / relative).read_bytes() == (
             default_isbi_root() / "train" / relative
         ).read_bytes()
     assert len(data) == 5
-    monkeypatch.setattr(isbi, "ISBI2012_BASE_URL", closed_port_url())
+    monkeypatch.setattr(isbi, "ISBI2012_MIRRORS", (closed_port_url(),))
     assert len(ISBI2012(tmp_path, download=True)) == 25  # all present: nothing to fetch
