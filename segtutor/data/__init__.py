@@ -19,7 +19,7 @@ class id) and ``num_classes``.
 """
 
 from .common import IGNORE_INDEX, check_pair
-from .download import fetch
+from .download import DownloadError, Resource, fetch
 from .framed import FRAME_COLOURS, FramedShapes
 from .instances import ShapesInstances, count_regions, detection_collate, semantic_mask
 from .isbi import ISBI2012, default_isbi_root, download_isbi2012
@@ -40,6 +40,7 @@ from .voc import VOC_CLASSES, VOCSegmentation, download_voc2012
 
 __all__ = [
     "AugmentedPairs",
+    "DownloadError",
     "FRAME_COLOURS",
     "FramedShapes",
     "IGNORE_INDEX",
@@ -50,6 +51,7 @@ __all__ = [
     "JointTransform",
     "OxfordPets",
     "RandomScale",
+    "Resource",
     "Shapes",
     "ShapesInstances",
     "VOCSegmentation",
