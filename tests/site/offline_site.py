@@ -111,3 +111,40 @@ def open_widget_page(browser, server: str, page: str, selector: str) -> Iterator
     offline.path = page
     yield offline
     offline.page.close()
+
+
+#: Sphinx's own folders in the built site: the copied sources and the theme's static files.
+SPHINX_INTERNALS = ("_sources", "_static")
+#: viewcode's highlighted module sources: crawled for links, not opened in the browser.
+VIEWCODE_FOLDER = "_modules"
+#: What a page with a Sphinx redirect (``index.html`` -> the root page) carries instead of content.
+REDIRECT = re.compile(r'<meta\s+http-equiv="refresh"\s+content="\d+;\s*url=([^"]+)"', re.IGNORECASE)
+
+
+def site_pages(*, viewcode: bool) -> list[str]:
+    """Site paths of every HTML page of the built site, Sphinx's internals left out.
+
+    Args:
+        viewcode: whether viewcode's source pages (``_modules/``) are included.
+
+    Returns:
+        the sorted paths relative to :data:`SITE`; empty while there is no built site.
+    """
+    if not isinstance(viewcode, bool):
+        raise TypeError(f"viewcode must be a bool, got {type(viewcode).__name__}")
+    if not SITE.is_dir():
+        return []
+    skipped = SPHINX_INTERNALS + (() if viewcode else (VIEWCODE_FOLDER,))
+    return sorted(path.relative_to(SITE).as_posix() for path in SITE.rglob("*.html")
+                  if path.relative_to(SITE).parts[0] not in skipped)
+
+
+def redirect_target(page: str) -> str | None:
+    """Where a redirect page sends the reader (relative to it), or None for a content page."""
+    match = REDIRECT.search((SITE / page).read_text())
+    return match.group(1) if match else None
+
+
+def content_pages() -> list[str]:
+    """The pages a reader reads in the browser: every page but viewcode's and redirects."""
+    return [page for page in site_pages(viewcode=False) if redirect_target(page) is None]
