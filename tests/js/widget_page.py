@@ -16,19 +16,18 @@ installed JupyterLab's own CSS, so that a test can put the page in JupyterLab's 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
+# Chromium's path and flags, and the skip-or-fail rule, are the site tests' (one place).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "site"))
+from offline_site import CHROMIUM, CHROMIUM_ARGS, unavailable  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
-REQUIRED = os.environ.get("SEGTUTOR_REQUIRE_SITE") == "1"
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "unavailable"]  # and what is defined below
+
 #: WCAG 2.1 AA: the least contrast of normal text against its background (1.4.3).
 TEXT_CONTRAST = 4.5
 
@@ -56,13 +55,6 @@ _RENDER = """async ({ state, css }) => {
     window.widgetModel = model;
     module.default.render({ model, el });
 }"""
-
-
-def unavailable(reason: str) -> None:
-    """Skip, or fail when the browser tests are required (SEGTUTOR_REQUIRE_SITE=1)."""
-    if REQUIRED:
-        pytest.fail(f"{reason} (SEGTUTOR_REQUIRE_SITE=1, so this is a failure)")
-    pytest.skip(reason)
 
 
 def launch_chromium(playwright: Any) -> Any:
