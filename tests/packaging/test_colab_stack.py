@@ -307,17 +307,22 @@ def probe(venv: Path, package: str, work: Path, extra_path: Path | None = None) 
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def pin() -> str:
+    """The ipywidgets 7 to install (asked first: building the wheel needs the index too)."""
+    return ipywidgets_7()
+
+
+@pytest.fixture(scope="module")
+def wheel(pin: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The freshly built wheel of the working tree."""
     return build_wheel(tmp_path_factory.mktemp("wheel"))
 
 
 @pytest.fixture(scope="module")
-def stack(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def stack(wheel: Path, pin: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The wheel installed with Colab's ipywidgets in a fresh venv, and what the probe found."""
     work = tmp_path_factory.mktemp("colab")
     timings: dict[str, float] = {}
-    pin = ipywidgets_7()
     venv, resolved = prepared_venv(wheel, pin, work, timings)
     start = time.perf_counter()
     check = subprocess.run([str(venv_python(venv)), "-m", "pip", "check"], capture_output=True,
