@@ -442,7 +442,13 @@ function render({ model, el }) {
       find(`ce-value-${name}`).textContent = String(c[name]);
     }
     find("ce-input-transposed").checked = c.transposed;
-    find("ce-input-output_padding").closest("label").classList.toggle("ce-inactive", !c.transposed);
+    // output_padding applies only to a transposed convolution: greyed out and disabled (so it
+    // is skipped by the keyboard and exempt from contrast rules, WCAG 1.4.3) while it has no
+    // effect, but left enabled when it is not 0, so that the reader can set it back to 0.
+    const inactive = !c.transposed && c.output_padding === 0;
+    const outputPadding = find("ce-input-output_padding");
+    outputPadding.disabled = inactive;
+    outputPadding.closest("label").classList.toggle("ce-inactive", inactive);
   }
 
   function showPosition() {

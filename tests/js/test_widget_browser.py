@@ -21,8 +21,10 @@ from collections.abc import Iterator
 
 import pytest
 from widget_page import (
+    MUTED_TEXT,
     TEXT_CONTRAST,
     apply_theme,
+    assert_controls_suppress_jupyterlab_shortcuts,
     backdrop,
     contrast,
     jupyterlab_theme_variables,
@@ -30,6 +32,7 @@ from widget_page import (
     over,
     parse_color,
     render_widget,
+    ring_extent,
     text_contrasts,
     unavailable,
 )
@@ -45,7 +48,6 @@ pytestmark = pytest.mark.browser
 GRAPHICS_CONTRAST = 3.0
 #: The static page's colours (segtutor.viz.diagrams' palette, the grey of DESIGN.md's text):
 #: without JupyterLab's variables the widgets must look as they did before they followed them.
-MUTED_TEXT = "rgb(88, 110, 117)"  # #586e75
 PADDING_LINE = "rgb(0, 43, 54)"  # #002b36
 KERNEL_FILL = "rgb(7, 54, 66)"  # #073642
 WHITE = "rgb(255, 255, 255)"
@@ -152,31 +154,12 @@ def show_impossible_setting(name: str, page) -> None:
 
 
 def test_every_control_suppresses_jupyterlab_shortcuts(shown):
-    name, page, root = shown
-    controls = root.locator("input, select, textarea")
-    # sliders, menus, checkboxes: conv 6 + 1, receptive 3 + 2, roi 7 + 3 + 1
-    expected = {"conv": 7, "receptive": 5, "roi": 11}[name]
-    assert controls.count() == expected
-    missing = [controls.nth(n).get_attribute("data-testid") for n in range(controls.count())
-               if controls.nth(n).get_attribute("data-lm-suppress-shortcuts") != "true"]
-    assert not missing, f"controls without data-lm-suppress-shortcuts: {missing}"
+    name, _, root = shown
+    # sliders, menus, checkboxes: conv 6 + 0 + 1, receptive 3 + 2 + 0, roi 7 + 3 + 1
+    assert_controls_suppress_jupyterlab_shortcuts(root, {"conv": 7, "receptive": 5, "roi": 11}[name])
 
 
 # ----------------------------------------------------------------------- the ring
-
-
-def ring_extent(ring) -> tuple[float, float, float, float]:
-    """Left, top, right, bottom of a circle and its stroke on screen, in CSS pixels: its
-    centre and radius mapped by the element's screen transform, plus half the stroke (which
-    does not scale: vector-effect non-scaling-stroke)."""
-    return tuple(ring.evaluate(
-        """(ring) => {
-            const m = ring.getScreenCTM();
-            const centre = new DOMPoint(ring.cx.baseVal.value, ring.cy.baseVal.value).matrixTransform(m);
-            const reach = ring.r.baseVal.value * Math.hypot(m.a, m.b) + parseFloat(getComputedStyle(ring).strokeWidth) / 2;
-            return [centre.x - reach, centre.y - reach, centre.x + reach, centre.y + reach];
-        }"""
-    ))
 
 
 def test_ring_of_every_corner_unit_lies_inside_the_drawing(browser):

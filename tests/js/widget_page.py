@@ -24,9 +24,17 @@ from typing import Any
 
 # Chromium's path and flags, and the skip-or-fail rule, are the site tests' (one place).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "site"))
-from offline_site import CHROMIUM, CHROMIUM_ARGS, unavailable  # noqa: E402
+from offline_site import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    MUTED_TEXT,
+    assert_controls_suppress_jupyterlab_shortcuts,
+    ring_extent,
+    unavailable,
+)
 
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "unavailable"]  # and what is defined below
+__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "MUTED_TEXT", "assert_controls_suppress_jupyterlab_shortcuts",
+           "ring_extent", "unavailable"]  # and what is defined below
 
 #: WCAG 2.1 AA: the least contrast of normal text against its background (1.4.3).
 TEXT_CONTRAST = 4.5

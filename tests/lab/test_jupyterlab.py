@@ -56,7 +56,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 ROOT = Path(__file__).resolve().parents[2]
 # Chromium's path and flags, and the skip-or-fail rule, are the site tests' (one place).
 sys.path.insert(0, str(ROOT / "tests" / "site"))
-from offline_site import CHROMIUM, CHROMIUM_ARGS, unavailable  # noqa: E402
+from offline_site import CHROMIUM, CHROMIUM_ARGS, ring_extent, unavailable  # noqa: E402
 
 #: (notebook written, chapter, text that marks the widget cell, the widget's root selector)
 NOTEBOOKS = {
@@ -437,7 +437,6 @@ def test_a_change_from_python_moves_the_unit_and_its_ring_fits(viewer):
     rows, cols = viewer.python("viewer.field.output_size")
     ring = viewer.root.locator(".rf-unit-ring")
     assert float(ring.get_attribute("r")) > 0, "chapter 4's 160x160 output should ring its unit"
-    frame = viewer.root.get_by_test_id("rf-drawing").bounding_box()
     for unit in ([0, 0], [0, cols - 1], [rows - 1, 0], [rows - 1, cols - 1]):
         viewer.run(f"viewer.unit = {unit}")
         viewer.page.wait_for_function(
@@ -445,13 +444,8 @@ def test_a_change_from_python_moves_the_unit_and_its_ring_fits(viewer):
             " return Number(u.dataset.row) === unit[0] && Number(u.dataset.col) === unit[1]; }",
             arg=[viewer.root.element_handle(), unit], timeout=20_000)
         assert_viewer_agrees(viewer, unit)
-        left, top, right, bottom = ring.evaluate(
-            """(ring) => {
-                const m = ring.getScreenCTM();
-                const c = new DOMPoint(ring.cx.baseVal.value, ring.cy.baseVal.value).matrixTransform(m);
-                const reach = ring.r.baseVal.value * Math.hypot(m.a, m.b) + parseFloat(getComputedStyle(ring).strokeWidth) / 2;
-                return [c.x - reach, c.y - reach, c.x + reach, c.y + reach];
-            }""")
+        frame = viewer.root.get_by_test_id("rf-drawing").bounding_box()  # after any scrolling
+        left, top, right, bottom = ring_extent(ring)
         assert frame["x"] <= left and right <= frame["x"] + frame["width"], (unit, left, right, frame)
         assert frame["y"] <= top and bottom <= frame["y"] + frame["height"], (unit, top, bottom, frame)
     assert not viewer.errors, viewer.errors

@@ -148,3 +148,42 @@ def redirect_target(page: str) -> str | None:
 def content_pages() -> list[str]:
     """The pages a reader reads in the browser: every page but viewcode's and redirects."""
     return [page for page in site_pages(viewcode=False) if redirect_target(page) is None]
+
+
+def assert_controls_suppress_jupyterlab_shortcuts(widget, expected: int) -> None:
+    """Each of the widget's ``expected`` inputs and menus carries ``data-lm-suppress-shortcuts``
+    (else JupyterLab's command-mode shortcuts take the arrow keys; tests/lab presses them)."""
+    controls = widget.locator("input, select, textarea")
+    assert controls.count() == expected, f"{controls.count()} controls, expected {expected}"
+    missing = [controls.nth(n).get_attribute("data-testid") for n in range(controls.count())
+               if controls.nth(n).get_attribute("data-lm-suppress-shortcuts") != "true"]
+    assert not missing, f"controls without data-lm-suppress-shortcuts: {missing}"
+
+
+#: The widgets' grey text on the static page (#586e75), where JupyterLab's variables are absent.
+MUTED_TEXT = "rgb(88, 110, 117)"
+
+
+def assert_text_follows_jupyterlab_theme(page, element) -> None:
+    """``element``'s muted text has the static page's colour (:data:`MUTED_TEXT`) and takes
+    JupyterLab's ``--jp-ui-font-color2`` once the page defines it."""
+    color = "(e) => getComputedStyle(e).color"
+    assert element.evaluate(color) == MUTED_TEXT
+    page.evaluate("() => document.documentElement.style.setProperty('--jp-ui-font-color2', 'rgb(1, 2, 3)')")
+    try:
+        assert element.evaluate(color) == "rgb(1, 2, 3)", "the text ignores --jp-ui-font-color2"
+    finally:
+        page.evaluate("() => document.documentElement.style.removeProperty('--jp-ui-font-color2')")
+
+
+def ring_extent(ring) -> tuple[float, float, float, float]:
+    """Left, top, right, bottom on screen (CSS pixels) of an SVG ``<circle>`` with its stroke:
+    centre and radius mapped by the element's screen transform, plus half the stroke width
+    (the widgets' strokes do not scale: vector-effect non-scaling-stroke)."""
+    return tuple(ring.evaluate(
+        """(ring) => {
+            const m = ring.getScreenCTM();
+            const c = new DOMPoint(ring.cx.baseVal.value, ring.cy.baseVal.value).matrixTransform(m);
+            const reach = ring.r.baseVal.value * Math.hypot(m.a, m.b) + parseFloat(getComputedStyle(ring).strokeWidth) / 2;
+            return [c.x - reach, c.y - reach, c.x + reach, c.y + reach];
+        }"""))

@@ -22,7 +22,9 @@ import pytest
 from offline_site import (
     SITE,
     OfflinePage,
+    assert_controls_suppress_jupyterlab_shortcuts,
     assert_needs_nothing_from_outside,
+    assert_text_follows_jupyterlab_theme,
     toc_entries,
     unavailable,
 )
@@ -137,6 +139,14 @@ def make_direct(explorer, i: int = 6, k: int = 3, p: int = 1, d: int = 1) -> dic
     settings = read_settings(explorer)
     assert explorer.get_by_test_id("ce-error").inner_text() == "", settings
     return settings
+
+
+def test_every_control_suppresses_jupyterlab_shortcuts(explorer):
+    assert_controls_suppress_jupyterlab_shortcuts(explorer, 7)  # 6 sliders, 1 checkbox
+
+
+def test_grey_text_follows_jupyterlab_theme(explorer, chapter):
+    assert_text_follows_jupyterlab_theme(chapter.page, explorer.locator(".ce-legend"))
 
 
 def test_explorer_draws_its_setting_and_formula(explorer):

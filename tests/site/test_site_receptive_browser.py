@@ -24,9 +24,12 @@ import pytest
 from offline_site import (
     SITE,
     OfflinePage,
+    assert_controls_suppress_jupyterlab_shortcuts,
     assert_needs_nothing_from_outside,
+    assert_text_follows_jupyterlab_theme,
     chapter_page,
     open_widget_page,
+    ring_extent,
 )
 
 from segtutor import arithmetic
@@ -144,6 +147,32 @@ def corner_and_centre_units(viewer) -> list[tuple[int, int]]:
 
 def test_page_needs_nothing_from_outside_the_site(chapter):
     assert_needs_nothing_from_outside(chapter)
+
+
+def test_every_control_suppresses_jupyterlab_shortcuts(viewer):
+    assert_controls_suppress_jupyterlab_shortcuts(viewer, 5)  # 2 menus, 3 sliders
+
+
+def test_grey_text_follows_jupyterlab_theme(viewer, chapter):
+    assert_text_follows_jupyterlab_theme(chapter.page, viewer.locator(".rf-legend"))
+
+
+def test_ring_of_every_corner_unit_lies_inside_the_drawing(viewer):
+    # the chapter's own stack (the menu's first entry) at its last layer: a 160x160 output,
+    # whose cells are too small to see, so the chosen one is ringed
+    choose(viewer, "preset", viewer.get_by_test_id("rf-preset").locator("option").first.get_attribute("value"))
+    layers = len(json.loads(viewer.get_attribute("data-stack")))
+    choose(viewer, "layer", layers - 1)
+    assert float(viewer.locator(".rf-unit-ring").get_attribute("r")) > 0, "no ring at this size"
+    rows, cols = output_grid(viewer)
+    for unit in [(0, 0), (0, cols - 1), (rows - 1, 0), (rows - 1, cols - 1)]:
+        choose(viewer, "row", unit[0])
+        choose(viewer, "col", unit[1])
+        assert_shows_python_region(viewer, unit)
+        frame = viewer.get_by_test_id("rf-drawing").bounding_box()  # after any scrolling
+        left, top, right, bottom = ring_extent(viewer.locator(".rf-unit-ring"))
+        assert frame["x"] <= left and right <= frame["x"] + frame["width"], (unit, left, right, frame)
+        assert frame["y"] <= top and bottom <= frame["y"] + frame["height"], (unit, top, bottom, frame)
 
 
 def test_viewer_draws_its_starting_unit(viewer):

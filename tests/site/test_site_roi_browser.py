@@ -26,7 +26,9 @@ import pytest
 from offline_site import (
     SITE,
     OfflinePage,
+    assert_controls_suppress_jupyterlab_shortcuts,
     assert_needs_nothing_from_outside,
+    assert_text_follows_jupyterlab_theme,
     chapter_page,
     open_widget_page,
 )
@@ -172,11 +174,12 @@ def test_explorer_draws_its_starting_view(explorer):
     assert explorer.get_by_test_id("roi-align-panel").is_visible()
 
 
-def test_every_range_input_suppresses_jupyterlab_shortcuts(explorer):
-    sliders = explorer.locator('input[type="range"]')
-    assert sliders.count() == 7
-    for n in range(sliders.count()):
-        assert sliders.nth(n).get_attribute("data-lm-suppress-shortcuts") is not None
+def test_every_control_suppresses_jupyterlab_shortcuts(explorer):
+    assert_controls_suppress_jupyterlab_shortcuts(explorer, 11)  # 7 sliders, 3 menus, 1 checkbox
+
+
+def test_grey_text_follows_jupyterlab_theme(explorer, chapter):
+    assert_text_follows_jupyterlab_theme(chapter.page, explorer.locator(".roi-legend"))
 
 
 def test_every_control_changes_the_drawing_to_the_python_geometry(explorer):
