@@ -124,8 +124,9 @@ class ISBIUNetRecipe:
       :data:`ELASTIC_MARGIN` pixels wider on each side, then centre-cropped, so no pixel
       comes from outside); normalised by the mean and standard deviation of the training
       pixels; ``steps_per_epoch`` batches of ``batch_size`` crops per epoch;
-    * **network**: ``unet(num_classes, in_channels, base_channels)`` (batch norm, up-
-      convolutions, four poolings);
+    * **network**: ``unet(num_classes, in_channels, base_channels, bilinear)`` (batch norm,
+      four poolings; 2 x 2 up-convolutions, or with ``bilinear`` bilinear upsampling and a
+      1 x 1 convolution);
     * **training**: AdamW (``lr``, ``weight_decay``), a one-cycle learning rate driven by the
       clock (:func:`segtutor.train.one_cycle_in_time`) over ``budget`` seconds,
       cross-entropy plus soft Dice (:class:`segtutor.losses.DiceCELoss`; cross-entropy
@@ -155,6 +156,7 @@ class ISBIUNetRecipe:
     steps_per_epoch: int = 50
     num_classes: int = 2
     in_channels: int = 1
+    bilinear: bool = False
 
     def __post_init__(self) -> None:
         for name in ("crop", "batch_size", "base_channels", "steps_per_epoch",
@@ -164,7 +166,7 @@ class ISBIUNetRecipe:
         check_positive_number(self.lr, "lr")
         check_positive_number(self.budget, "budget")
         check_number(self.weight_decay, "weight_decay", minimum=0)
-        for name in ("jitter", "elastic", "dice", "weight_map"):
+        for name in ("jitter", "elastic", "dice", "weight_map", "bilinear"):
             check_bool(getattr(self, name), name)
 
     # -- data -----------------------------------------------------------------------------
@@ -217,9 +219,9 @@ class ISBIUNetRecipe:
     # -- network and training -----------------------------------------------------------
 
     def model(self) -> UNet:
-        """A freshly initialised ``unet(num_classes, in_channels, base_channels)``."""
+        """A freshly initialised ``unet(num_classes, in_channels, base_channels, bilinear)``."""
         return unet(num_classes=self.num_classes, in_channels=self.in_channels,
-                    base_channels=self.base_channels)
+                    base_channels=self.base_channels, bilinear=self.bilinear)
 
     def optimizer(self, parameters: Iterable[torch.nn.Parameter]) -> torch.optim.AdamW:
         """AdamW with the recipe's learning rate and weight decay."""

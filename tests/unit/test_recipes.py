@@ -157,6 +157,13 @@ def test_loaders_model_optimizer_and_loss(pairs):
     assert isinstance(model, UNet)
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
                                                  reference.state_dict().values(), strict=True))
+    seed_everything(3)
+    bilinear = dataclasses.replace(TINY, bilinear=True).model()
+    seed_everything(3)
+    reference = unet(num_classes=2, in_channels=1, base_channels=4, bilinear=True)
+    assert all(torch.equal(a, b) for a, b in zip(bilinear.state_dict().values(),
+                                                 reference.state_dict().values(), strict=True))
+    assert count_parameters(bilinear) < count_parameters(model)  # no 2 x 2 up-convolutions
     optimizer = ISBI_UNET.optimizer(model.parameters())
     assert isinstance(optimizer, torch.optim.AdamW)
     assert optimizer.defaults["lr"] == 3e-3 and optimizer.defaults["weight_decay"] == 1e-4
@@ -169,6 +176,7 @@ def test_loaders_model_optimizer_and_loss(pairs):
     ("weight_decay", -1e-4, ValueError), ("budget", float("inf"), ValueError),
     ("jitter", 1, TypeError), ("steps_per_epoch", 0, ValueError),
     ("elastic", "yes", TypeError), ("dice", 0, TypeError), ("weight_map", None, TypeError),
+    ("bilinear", "no", TypeError),
 ])
 def test_bad_fields_are_refused(field, value, error):
     with pytest.raises(error, match=f"{field} must be"):
