@@ -26,15 +26,14 @@ from widget_page import (
     apply_theme,
     assert_controls_suppress_jupyterlab_shortcuts,
     backdrop,
+    chromium,
     contrast,
     jupyterlab_theme_variables,
-    launch_chromium,
     over,
     parse_color,
     render_widget,
     ring_extent,
     text_contrasts,
-    unavailable,
 )
 
 from segtutor.arithmetic import Conv, Pool
@@ -75,14 +74,8 @@ MARKS = {
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("the playwright Python package is missing; pip install -r requirements.txt")
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture(scope="module")

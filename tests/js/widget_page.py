@@ -17,23 +17,21 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
-# Chromium's path and flags, and the skip-or-fail rule, are the site tests' (one place).
+# Chromium's launcher (path, flags, the skip-or-fail rule) is the site tests' (one place).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "site"))
 from offline_site import (  # noqa: E402
-    CHROMIUM,
-    CHROMIUM_ARGS,
     MUTED_TEXT,
     assert_controls_suppress_jupyterlab_shortcuts,
+    chromium,
     ring_extent,
     unavailable,
 )
 
-__all__ = ["CHROMIUM", "CHROMIUM_ARGS", "MUTED_TEXT", "assert_controls_suppress_jupyterlab_shortcuts",
+__all__ = ["MUTED_TEXT", "chromium", "assert_controls_suppress_jupyterlab_shortcuts",
            "ring_extent", "unavailable"]  # and what is defined below
 
 #: WCAG 2.1 AA: the least contrast of normal text against its background (1.4.3).
@@ -63,13 +61,6 @@ _RENDER = """async ({ state, css }) => {
     window.widgetModel = model;
     module.default.render({ model, el });
 }"""
-
-
-def launch_chromium(playwright: Any) -> Any:
-    """Headless Chromium (the Debian one), or skip / fail as :func:`unavailable` says."""
-    if not Path(CHROMIUM).is_file() and shutil.which("chromium") is None:
-        unavailable(f"no Chromium at {CHROMIUM}; apt-get install chromium")
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 
 def render_widget(browser: Any, widget: Any, width: int = 1200) -> Any:

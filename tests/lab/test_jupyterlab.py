@@ -34,7 +34,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
@@ -56,7 +55,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 ROOT = Path(__file__).resolve().parents[2]
 # Chromium's path and flags, and the skip-or-fail rule, are the site tests' (one place).
 sys.path.insert(0, str(ROOT / "tests" / "site"))
-from offline_site import CHROMIUM, CHROMIUM_ARGS, ring_extent, unavailable  # noqa: E402
+from offline_site import chromium, ring_extent, unavailable  # noqa: E402
 
 #: (notebook written, chapter, text that marks the widget cell, the widget's root selector)
 NOTEBOOKS = {
@@ -238,19 +237,10 @@ def lab(tmp_path_factory) -> Iterator[Lab]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator:
-    if not Path(CHROMIUM).is_file() and shutil.which("chromium") is None:
-        unavailable(f"no Chromium at {CHROMIUM}; apt-get install chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("the playwright Python package is missing; pip install -r requirements.txt")
-    with sync_playwright() as playwright:
-        # Nothing leaves the machine: every host name but 127.0.0.1 fails to resolve. (Not a
-        # page.route(): with requests intercepted, JupyterLab never starts the kernel.)
-        offline = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, offline])
-        yield chromium
-        chromium.close()
+    # Nothing leaves the machine: every host name but 127.0.0.1 fails to resolve. (Not a
+    # page.route(): with requests intercepted, JupyterLab never starts the kernel.)
+    with chromium("--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1") as launched:
+        yield launched
 
 
 @dataclass

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import functools
 import http.server
-import shutil
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from offline_site import CHROMIUM, CHROMIUM_ARGS, SITE, unavailable
+from offline_site import SITE, chromium, unavailable
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -34,13 +32,5 @@ def server() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser():
-    if not Path(CHROMIUM).is_file() and shutil.which("chromium") is None:
-        unavailable(f"no Chromium at {CHROMIUM}; apt-get install chromium")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("the playwright Python package is missing; pip install -r requirements.txt")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as launched:
+        yield launched

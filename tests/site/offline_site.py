@@ -8,9 +8,11 @@ this folder's ``conftest.py``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +38,26 @@ def unavailable(reason: str) -> None:
     if REQUIRED:
         pytest.fail(f"{reason} (SEGTUTOR_REQUIRE_SITE=1, so this is a failure)")
     pytest.skip(reason)
+
+
+@contextlib.contextmanager
+def chromium(*extra_args: str) -> Iterator:
+    """Debian's headless Chromium under Playwright (:data:`CHROMIUM_ARGS` plus ``extra_args``),
+    closed on exit; skips, or fails as :func:`unavailable` says, when it or Playwright is missing.
+    The one launcher of the browser fixtures (tests/site, tests/js, tests/lab)."""
+    if not Path(CHROMIUM).is_file() and shutil.which("chromium") is None:
+        unavailable(f"no Chromium at {CHROMIUM}; apt-get install chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("the playwright Python package is missing; pip install -r requirements.txt")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM,
+                                             args=[*CHROMIUM_ARGS, *extra_args])
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 class OfflinePage:
