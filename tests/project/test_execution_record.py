@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 import time
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -16,14 +14,6 @@ import pytest
 sphinx_application = pytest.importorskip("sphinx.application")
 pytest.importorskip("myst_nb")
 
-EXTENSIONS = Path(__file__).resolve().parents[2] / "book" / "_ext"
-
-
-@pytest.fixture
-def on_path(monkeypatch):
-    monkeypatch.syspath_prepend(str(EXTENSIONS))
-    yield
-    sys.modules.pop("segtutor_execution", None)
 
 
 def test_the_build_records_each_executed_notebook(tmp_path, on_path):

@@ -4,7 +4,6 @@ with the extension each is written once. A one-page project is built without and
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,6 @@ sphinx_application = pytest.importorskip("sphinx.application")
 pytest.importorskip("sphinx_thebe")
 pytest.importorskip("sphinx_togglebutton")
 
-EXTENSIONS = Path(__file__).resolve().parents[2] / "book" / "_ext"
 
 
 def build(tmp_path: Path, extensions: list[str]) -> str:
@@ -26,13 +24,6 @@ def build(tmp_path: Path, extensions: list[str]) -> str:
                                     warning=None, freshenv=True)
     app.build()
     return (tmp_path / "html" / "index.html").read_text()
-
-
-@pytest.fixture
-def on_path(monkeypatch):
-    monkeypatch.syspath_prepend(str(EXTENSIONS))
-    yield
-    sys.modules.pop("segtutor_inline_scripts", None)
 
 
 def test_inline_scripts_are_written_once(tmp_path, on_path):

@@ -24,7 +24,6 @@ import pytest
 
 sphinx_application = pytest.importorskip("sphinx.application")
 
-EXTENSIONS = Path(__file__).resolve().parents[2] / "book" / "_ext"
 PACKAGE = {
     "vcpkg/__init__.py": "from vcpkg.sub import Alpha, Beta\nfrom builtins import len as length\n",
     "vcpkg/sub.py": '''
@@ -97,10 +96,9 @@ def broken_links(html: Path, page: str) -> list[str]:
 
 
 @pytest.fixture
-def on_path(monkeypatch):
-    monkeypatch.syspath_prepend(str(EXTENSIONS))
-    yield
-    sys.modules.pop("segtutor_page_fixes", None)
+def on_path(on_path):
+    """conftest's on_path, and the ``vcpkg`` package the viewcode test writes forgotten too."""
+    yield on_path
     for name in [name for name in sys.modules if name.split(".")[0] == "vcpkg"]:
         del sys.modules[name]
 
